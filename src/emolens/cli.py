@@ -1,0 +1,180 @@
+"""The ``emolens`` command. Thin: parse arguments, call the library, print.
+
+Sub-commands that need the ``[train]`` extra import torch inside their body only, so
+``emolens predict`` and friends never load it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from emolens.emotions import EMOTIONS
+
+app = typer.Typer(
+    help="Emotion recognition on faces: photos, video, live camera. Train, evaluate and export models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _need_train_extra() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        fail("this command needs the training extra: pip install 'emolens[train]'")
+
+
+# ---------------------------------------------------------------------------------------
+# model side: nets, train, export, evaluate
+
+
+@app.command("nets")
+def nets_command() -> None:
+    """List the network architectures `emolens train` can build."""
+    _need_train_extra()
+    from emolens.training.nets import count_parameters, create_net, list_nets
+
+    table = Table("name", "parameters", "description")
+    for name in list_nets():
+        net = create_net(name)
+        doc = (type(net).__doc__ or "")
+        from emolens.training import nets as nets_module
+
+        doc = (getattr(nets_module, name).__doc__ or "").strip().splitlines()[0]
+        table.add_row(name, f"{count_parameters(net) / 1e6:.2f} M", doc)
+    console.print(table)
+
+
+@app.command("train")
+def train_command(
+    recipe: Path = typer.Option(..., "--recipe", "-r", help="Recipe TOML file (see recipes/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, log.jsonl, curves.png."),
+    epochs: Optional[int] = typer.Option(None, help="Override the recipe's number of epochs."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N training rows (smoke runs)."),
+    val_limit: Optional[int] = typer.Option(None, help="Use only the first N validation rows."),
+    data: Optional[Path] = typer.Option(None, help="Override the recipe's dataset path."),
+    ferplus: Optional[Path] = typer.Option(None, help="Override the recipe's FER+ votes file (fer2013new.csv)."),
+    resume: bool = typer.Option(True, help="Resume from OUT/last.pt when it exists."),
+    progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
+) -> None:
+    """Train a model from a recipe; rerun the same command to resume after an interruption."""
+    _need_train_extra()
+    from emolens.training.data import DatasetError
+    from emolens.training.loop import train
+    from emolens.training.recipe import Recipe
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        r = Recipe.load(recipe)
+    except ValueError as exc:
+        fail(str(exc))
+    if epochs is not None:
+        r.train.epochs = epochs
+    if limit is not None:
+        r.data.limit = limit
+    if val_limit is not None:
+        r.data.val_limit = val_limit
+    if data is not None:
+        r.data.path = str(data)
+    if ferplus is not None:
+        r.data.ferplus = str(ferplus)
+    try:
+        last = train(r, out, resume=resume, progress=progress)
+    except DatasetError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted; rerun the same command to resume from {out / 'last.pt'}", code=130)
+    console.print(f"done: validation accuracy {last.get('val_accuracy', float('nan')):.4f}; "
+                  f"checkpoints and curves in {out}")
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="A run's best.pt or last.pt."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path; the model card is written beside it (.json)."),
+    data: Optional[Path] = typer.Option(None, help="Dataset measured into the card (default: the recipe's)."),
+    calibrate: bool = typer.Option(True, help="Fit a softmax temperature on the validation split and store it."),
+) -> None:
+    """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch."""
+    _need_train_extra()
+    from emolens.training.data import DatasetError
+    from emolens.training.export import ExportError, export_model
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        card = export_model(checkpoint, out, data=data, calibrate=calibrate)
+    except (ExportError, DatasetError, FileNotFoundError) as exc:
+        fail(str(exc))
+    console.print_json(json.dumps(card))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: Path = typer.Argument(..., help="fer2013.csv(.gz), a class-folder tree or a FERPlus folder."),
+    model: Optional[Path] = typer.Option(None, help="Exported .onnx model (default: the shipped model)."),
+    split: Optional[str] = typer.Option(None, help="Training / PublicTest / PrivateTest / all "
+                                        "(default: PrivateTest if present, else PublicTest)."),
+    ferplus: Optional[Path] = typer.Option(None, help="FER+ votes (fer2013new.csv) for intensity RMSE and "
+                                           "FER+ majority accuracy."),
+    tta: bool = typer.Option(False, "--tta", help="Average the face and its mirror image."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    plot: Optional[Path] = typer.Option(None, help="Write the confusion-matrix picture to this PNG."),
+    limit: int = typer.Option(0, help="Only the first N rows (0 = all)."),
+) -> None:
+    """Measure a model on a labelled dataset through the same ONNX runtime users run."""
+    from emolens.evaluate import evaluate_dataset
+    from emolens.runtime import ModelError
+    from emolens.training.data import DatasetError
+
+    try:
+        report = evaluate_dataset(data, model=model, split=split, ferplus=ferplus, tta=tta, limit=limit)
+    except (DatasetError, ModelError) as exc:
+        fail(str(exc))
+    if plot is not None:
+        from emolens.draw import plot_confusion
+
+        plot_confusion(report, plot)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{report['model']} on {report['data']} ({report['split']}, n={report['n']}"
+                        f"{', TTA' if tta else ''})")
+    table.add_column("emotion")
+    for col in ("recall", "precision", "f1", "n"):
+        table.add_column(col, justify="right")
+    for e in EMOTIONS:
+        pc = report["per_class"][e]
+        table.add_row(e, f"{pc['recall']:.3f}", f"{pc['precision']:.3f}", f"{pc['f1']:.3f}", str(pc["n"]))
+    console.print(table)
+    console.print(f"accuracy [bold]{report['accuracy']:.4f}[/]   macro-F1 {report['macro_f1']:.4f}")
+    if report.get("intensity_rmse") is not None:
+        console.print(f"intensity RMSE vs FER+ vote fractions {report['intensity_rmse']:.4f}")
+    if report.get("ferplus_majority_accuracy") is not None:
+        console.print(f"FER+ majority-vote accuracy {report['ferplus_majority_accuracy']:.4f} "
+                      f"(n={report['ferplus_majority_n']})")
+    if plot is not None:
+        console.print(f"confusion matrix written to {plot}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,105 @@
+"""The model as users run it: an ONNX Runtime session, batched, torch-free.
+
+An exported model is ``NAME.onnx`` with its model card ``NAME.json`` beside it. The
+ONNX graph takes ``input`` ``(N, 1, S, S)`` float32 (normalised per the card's
+``input`` spec) and returns ``logits`` ``(N, 7)`` and ``intensity`` ``(N, 7)`` (already
+sigmoid, 0..1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from emolens.emotions import EMOTIONS
+from emolens.metrics import softmax
+from emolens.model_input import InputSpec
+
+DEFAULT_MODEL_NAME = "emolens-default.onnx"
+
+
+class ModelError(RuntimeError):
+    """A model file is missing or unusable; the message names the file and the fix."""
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("emolens") / "weights" / DEFAULT_MODEL_NAME))
+
+
+def card_path_for(model_path: str | Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass
+class ModelOutput:
+    probabilities: np.ndarray  # (N, 7), rows sum to 1
+    intensity: np.ndarray      # (N, 7), each 0..1
+    logits: np.ndarray         # (N, 7), before temperature
+
+
+def default_threads() -> int:
+    return int(os.environ.get("EMOLENS_THREADS", 0)) or min(2, os.cpu_count() or 1)
+
+
+class EmotionModel:
+    """An exported emolens model: ``model(faces_uint8)`` -> probabilities and intensities."""
+
+    def __init__(self, path: str | Path | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path) if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found; pass --model PATH to an exported .onnx model")
+        card_file = card_path_for(self.path)
+        self.card: dict = json.loads(card_file.read_text()) if card_file.is_file() else {}
+        self.spec = InputSpec.from_dict(self.card["input"]) if "input" in self.card else InputSpec()
+        labels = self.card.get("labels", list(EMOTIONS))
+        if list(labels) != list(EMOTIONS):
+            raise ModelError(f"{card_file}: labels {labels} differ from emolens' {list(EMOTIONS)}")
+        self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
+        opts = ort.SessionOptions()
+        n = threads or default_threads()
+        opts.intra_op_num_threads = n
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{self.path}: not a usable ONNX model ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.size
+
+    def run_normalized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits and intensities for an already-normalised ``(N, 1, S, S)`` batch."""
+        outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
+        return outputs["logits"], outputs["intensity"]
+
+    def __call__(self, faces: np.ndarray) -> ModelOutput:
+        """``faces``: ``(N, S, S)`` uint8 grey crops (already the model's size)."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        if faces.shape[1:] != (self.spec.size, self.spec.size):
+            raise ValueError(f"faces must be (N, {self.spec.size}, {self.spec.size}) uint8, got {faces.shape}")
+        if len(faces) == 0:
+            empty = np.zeros((0, len(EMOTIONS)), np.float32)
+            return ModelOutput(empty, empty, empty)
+        logits, intensity = self.run_normalized(self.spec.normalize(faces))
+        return ModelOutput(softmax(logits, self.temperature), intensity, logits)
+
+    def predict_tta(self, faces: np.ndarray) -> ModelOutput:
+        """Test-time augmentation: average of the face and its mirror image (2 passes)."""
+        faces = np.asarray(faces)
+        both = self(np.concatenate([faces, faces[:, :, ::-1]]))
+        n = len(faces)
+        logits = (both.logits[:n] + both.logits[n:]) / 2
+        return ModelOutput(softmax(logits, self.temperature), (both.intensity[:n] + both.intensity[n:]) / 2, logits)

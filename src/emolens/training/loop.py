@@ -1,0 +1,300 @@
+"""The training loop: one recipe in, a run folder out.
+
+A run folder holds ``recipe.toml``-equivalent ``recipe.json``, ``log.jsonl`` (one line per
+epoch), ``last.pt`` (resumable: model, EMA, optimizer, scheduler, RNG, history),
+``best.pt`` (best PublicTest accuracy) and ``curves.png``. Rerunning the same command
+resumes from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from emolens.emotions import EMOTIONS
+from emolens.metrics import classification_report, intensity_rmse
+from emolens.model_input import DEFAULT_INPUT, InputSpec
+from emolens.training.augment import augment_batch, normalize_batch
+from emolens.training.data import FaceDataset, load_dataset
+from emolens.training.nets import EmotionNet, count_parameters, create_net
+from emolens.training.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def use_bf16(setting: str) -> bool:
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return cpu_has_native_bf16()
+
+
+@dataclass
+class TensorData:
+    images: torch.Tensor      # (N, 48, 48) uint8
+    labels: torch.Tensor      # (N,) int64
+    intensity: torch.Tensor   # (N, 7) float32, 0 where missing
+    has_intensity: torch.Tensor  # (N,) bool
+
+    @classmethod
+    def from_dataset(cls, ds: FaceDataset) -> "TensorData":
+        mask = ds.has_intensity
+        inten = np.zeros((len(ds), len(EMOTIONS)), np.float32)
+        if ds.intensity is not None:
+            inten[mask] = ds.intensity[mask]
+        return cls(torch.from_numpy(ds.images), torch.from_numpy(ds.labels), torch.from_numpy(inten), torch.from_numpy(mask))
+
+
+def load_split(recipe: Recipe, split: str, limit: int) -> FaceDataset:
+    ds = load_dataset(recipe.data.path, split, recipe.data.ferplus)
+    if limit and limit < len(ds):
+        ds = ds.subset(slice(0, limit))
+    return ds
+
+
+def joint_loss(logits, intensity_logits, batch_labels, batch_int, batch_has, recipe: Recipe, class_weights):
+    cls_loss = F.cross_entropy(logits.float(), batch_labels, weight=class_weights,
+                               label_smoothing=recipe.train.label_smoothing)
+    if batch_has.any() and recipe.train.intensity_weight > 0:
+        bce = F.binary_cross_entropy_with_logits(intensity_logits.float(), batch_int, reduction="none").mean(1)
+        int_loss = (bce * batch_has).sum() / batch_has.sum()
+    else:
+        int_loss = torch.zeros((), dtype=torch.float32)
+    return cls_loss + recipe.train.intensity_weight * int_loss, cls_loss, int_loss
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, images: torch.Tensor, spec: InputSpec, batch_size: int = 512, bf16: bool = False):
+    """Logits and sigmoid intensities for uint8 faces, in eval mode."""
+    net.eval()
+    logits, inten = [], []
+    for i in range(0, len(images), batch_size):
+        x = normalize_batch(images[i:i + batch_size], spec).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            lo, it = net(x)
+        logits.append(lo.float())
+        inten.append(torch.sigmoid(it.float()))
+    return torch.cat(logits).numpy(), torch.cat(inten).numpy()
+
+
+def evaluate_net(net, data: FaceDataset, spec: InputSpec, bf16: bool = False) -> dict:
+    logits, inten = predict(net, torch.from_numpy(data.images), spec, bf16=bf16)
+    report = classification_report(data.labels, logits.argmax(1))
+    report["intensity_rmse"] = intensity_rmse(inten, data.intensity)
+    return report
+
+
+def class_weights_for(labels: torch.Tensor, how: str) -> torch.Tensor | None:
+    if how == "none":
+        return None
+    counts = torch.bincount(labels, minlength=len(EMOTIONS)).float().clamp(min=1)
+    if how == "sqrt_inverse":
+        w = counts.sum() / counts
+        w = w.sqrt()
+        return w / (w * counts / counts.sum()).sum()
+    raise ValueError(f"unknown class_weighting {how!r}; use none or sqrt_inverse")
+
+
+def make_optimizer(net: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    t = recipe.train
+    decay, no_decay = [], []
+    for p in net.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}; use sgd or adamw")
+
+
+def make_scheduler(opt, recipe: Recipe, steps_per_epoch: int):
+    t = recipe.train
+    total = t.epochs * steps_per_epoch
+    if t.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=t.warmup,
+                                                   div_factor=20, final_div_factor=200)
+    if t.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    if t.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    raise ValueError(f"unknown schedule {t.schedule!r}; use onecycle, cosine or constant")
+
+
+def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True) -> dict:
+    """Train per ``recipe`` into ``out_dir``; returns the last epoch's log entry."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = recipe.train
+    threads = t.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    torch.manual_seed(t.seed)
+    bf16 = use_bf16(t.bf16)
+    spec = DEFAULT_INPUT
+
+    t0 = time.time()
+    train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
+    val_ds = load_split(recipe, recipe.data.val_split, recipe.data.val_limit)
+    log.info("data: %d training rows, %d validation rows (%.1f s)", len(train_ds), len(val_ds), time.time() - t0)
+    data = TensorData.from_dataset(train_ds)
+
+    net = create_net(recipe.net.name, **recipe.net.args).to(memory_format=torch.channels_last)
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True) if t.ema_decay > 0 else None
+    opt = make_optimizer(net, recipe)
+    steps_per_epoch = max(1, len(data.labels) // t.batch_size)
+    sched = make_scheduler(opt, recipe, steps_per_epoch)
+    gen = torch.Generator().manual_seed(t.seed)
+    weights = class_weights_for(data.labels, t.class_weighting)
+    history: list[dict] = []
+    start_epoch, best_acc = 0, -1.0
+
+    last = out / "last.pt"
+    if resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        if ema is not None and state.get("ema"):
+            ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        history = state["history"]
+        start_epoch = state["epoch"] + 1
+        best_acc = state.get("best_acc", -1.0)
+        log.info("resuming %s at epoch %d/%d", last, start_epoch + 1, t.epochs)
+    (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+
+    n_params = count_parameters(net)
+    for epoch in range(start_epoch, t.epochs):
+        net.train()
+        e0 = time.time()
+        perm = torch.randperm(len(data.labels), generator=gen)
+        sums = {"loss": 0.0, "cls": 0.0, "int": 0.0, "correct": 0, "seen": 0}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress,
+                   unit="batch", leave=False)
+        for step in bar:
+            idx = perm[step * t.batch_size:(step + 1) * t.batch_size]
+            x = augment_batch(data.images[idx], recipe.augment, spec, gen).contiguous(memory_format=torch.channels_last)
+            y = data.labels[idx]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits, inten = net(x)
+            loss, cls_loss, int_loss = joint_loss(logits, inten, y, data.intensity[idx], data.has_intensity[idx],
+                                                  recipe, weights)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
+            sums["loss"] += float(loss.detach()) * len(y)
+            sums["cls"] += float(cls_loss.detach()) * len(y)
+            sums["int"] += float(int_loss.detach()) * len(y)
+            sums["correct"] += int((logits.argmax(1) == y).sum())
+            sums["seen"] += len(y)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.3f}", acc=f"{sums['correct'] / sums['seen']:.3f}")
+        train_time = time.time() - e0
+        scored = ema.module if ema is not None else net
+        val = evaluate_net(scored, val_ds, spec, bf16)
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": sums["loss"] / sums["seen"],
+            "train_cls_loss": sums["cls"] / sums["seen"],
+            "train_intensity_loss": sums["int"] / sums["seen"],
+            "train_accuracy": sums["correct"] / sums["seen"],
+            "val_accuracy": val["accuracy"],
+            "val_macro_f1": val["macro_f1"],
+            "val_intensity_rmse": val["intensity_rmse"],
+            "lr": opt.param_groups[0]["lr"],
+            "epoch_seconds": train_time,
+            "images_per_second": sums["seen"] / train_time,
+        }
+        history.append(entry)
+        with open(out / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        msg = (f"epoch {epoch + 1}/{t.epochs}: loss {entry['train_loss']:.3f} train acc {entry['train_accuracy']:.3f} "
+               f"val acc {val['accuracy']:.4f} f1 {val['macro_f1']:.3f} "
+               f"rmse {val['intensity_rmse'] if val['intensity_rmse'] is not None else float('nan'):.4f} "
+               f"({train_time / 60:.1f} min, {entry['images_per_second']:.0f} img/s)")
+        (tqdm.write if progress else log.info)(msg)
+        state = {
+            "model": net.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "epoch": epoch, "history": history, "best_acc": max(best_acc, val["accuracy"]),
+            "recipe": recipe.to_dict(), "arch": net.arch, "arch_kwargs": net.arch_kwargs,
+            "input_spec": spec.to_dict(), "n_params": n_params,
+        }
+        torch.save(state, out / "last.pt.tmp")
+        os.replace(out / "last.pt.tmp", last)
+        if val["accuracy"] > best_acc:
+            best_acc = val["accuracy"]
+            save_inference_checkpoint(scored, recipe, spec, entry, out / "best.pt")
+        plot_history(history, out / "curves.png")
+    return history[-1] if history else {}
+
+
+def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, entry: dict, path: Path) -> None:
+    """Weights only (the EMA weights when used), with what export needs to rebuild the net."""
+    torch.save({
+        "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
+        "arch": recipe.net.name, "arch_kwargs": recipe.net.args, "recipe": recipe.to_dict(),
+        "input_spec": spec.to_dict(), "epoch_entry": entry,
+    }, path)
+
+
+def load_net(checkpoint: str | Path) -> tuple[EmotionNet, dict]:
+    """Rebuild a net from ``best.pt`` or ``last.pt`` (the EMA weights when present)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net = create_net(state["arch"], **state.get("arch_kwargs", {}))
+    weights = state["model"]
+    if state.get("ema"):
+        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    net.load_state_dict(weights)
+    net.eval()
+    return net, state
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    a1.plot(epochs, [h["train_cls_loss"] for h in history], label="train class loss")
+    a1.plot(epochs, [h["train_intensity_loss"] for h in history], label="train intensity loss")
+    a1.set_xlabel("epoch")
+    a1.legend()
+    a2.plot(epochs, [h["train_accuracy"] for h in history], label="train accuracy (augmented)")
+    a2.plot(epochs, [h["val_accuracy"] for h in history], label="validation accuracy")
+    a2.plot(epochs, [h["val_macro_f1"] for h in history], label="validation macro-F1")
+    a2.set_xlabel("epoch")
+    a2.legend()
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,92 @@
+"""A training recipe: everything that determines a run, read from a TOML file under ``recipes/``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from emolens.training.augment import AugmentConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class DataConfig:
+    path: str = "../shared/datasets/fer2013/fer2013.csv.gz"
+    ferplus: str | None = "../shared/datasets/fer2013/fer2013new.csv"
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    limit: int = 0            # >0: use only the first N training rows (smoke runs)
+    val_limit: int = 0
+
+
+@dataclass
+class NetConfig:
+    name: str = "emonet"
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"          # sgd | adamw
+    lr: float = 0.05                # peak learning rate
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"      # onecycle | cosine | constant
+    warmup: float = 0.15            # fraction of steps warming up (onecycle)
+    label_smoothing: float = 0.1
+    class_weighting: str = "none"   # none | sqrt_inverse
+    intensity_weight: float = 1.0   # weight of the FER+ intensity loss
+    ema_decay: float = 0.999        # 0 disables the weight average
+    grad_clip: float = 5.0
+    bf16: str = "auto"              # auto (only where the CPU has native bf16) | on | off
+    threads: int = 0                # 0 = all cores
+    seed: int = 0
+
+
+@dataclass
+class Recipe:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        def build(kind, values):
+            known = {f.name for f in fields(kind)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"unknown recipe keys for [{kind.__name__}]: {sorted(unknown)}; known: {sorted(known)}")
+            return kind(**values)
+
+        return cls(
+            name=d.get("name", "run"),
+            data=build(DataConfig, d.get("data", {})),
+            net=build(NetConfig, d.get("net", {})),
+            train=build(TrainConfig, d.get("train", {})),
+            augment=build(AugmentConfig, d.get("augment", {})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                d = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such recipe file; see recipes/ for examples") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML ({exc})") from None
+        d.setdefault("name", path.stem)
+        return cls.from_dict(d)
