@@ -64,6 +64,8 @@ class FaceDataset:
     source: str = ""
     split: str = "all"
     skipped: dict[str, int] = field(default_factory=dict)
+    # FER+ majority label per row (our index; -1 = contempt/unknown/not-a-face), when votes are known.
+    ferplus_majority: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -73,6 +75,7 @@ class FaceDataset:
             self.images[index], self.labels[index],
             None if self.intensity is None else self.intensity[index],
             self.source, self.split, dict(self.skipped),
+            None if self.ferplus_majority is None else self.ferplus_majority[index],
         )
 
     def class_counts(self) -> dict[str, int]:
@@ -161,7 +164,7 @@ def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | P
         images = _parse_pixels(pixel_rows, path).reshape(-1, SIZE, SIZE)
     else:
         images = np.zeros((0, SIZE, SIZE), np.uint8)
-    intensity = None
+    intensity = majority = None
     if ferplus is not None:
         votes = read_ferplus_votes(ferplus)
         rows = np.asarray(row_numbers, dtype=np.int64)
@@ -171,7 +174,8 @@ def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | P
                 "the FER+ file must be row-aligned with the fer2013 csv"
             )
         intensity = vote_fractions(votes[rows])
-    return FaceDataset(images, np.asarray(labels, np.int64), intensity, str(path), usage)
+        majority = majority_labels(votes[rows])
+    return FaceDataset(images, np.asarray(labels, np.int64), intensity, str(path), usage, {}, majority)
 
 
 def _parse_pixels(pixel_rows: list[str], path: Path) -> np.ndarray:

@@ -1,0 +1,54 @@
+"""Measure an exported model on a labelled dataset, through the runtime users run (no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emolens.metrics import classification_report, expected_calibration_error, intensity_rmse, softmax
+from emolens.runtime import EmotionModel, ModelOutput
+from emolens.training.data import FaceDataset, default_eval_split, load_dataset
+
+
+def predict_dataset(model: EmotionModel, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> ModelOutput:
+    """Model outputs for ``(N, H, W)`` uint8 faces, resized to the model's input when needed."""
+    size = model.input_size
+    if images.shape[1:] != (size, size):
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    run = model.predict_tta if tta else model
+    parts = [run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return ModelOutput(
+        np.concatenate([p.probabilities for p in parts]),
+        np.concatenate([p.intensity for p in parts]),
+        np.concatenate([p.logits for p in parts]),
+    )
+
+
+def report_for(ds: FaceDataset, out: ModelOutput) -> dict:
+    """accuracy, macro-F1, per-class, confusion; intensity RMSE and FER+ majority accuracy when known."""
+    pred = out.logits.argmax(1)
+    report = classification_report(ds.labels, pred)
+    report["intensity_rmse"] = intensity_rmse(out.intensity, ds.intensity)
+    report["ece"] = expected_calibration_error(softmax(out.logits), ds.labels)
+    report["ece_calibrated"] = expected_calibration_error(out.probabilities, ds.labels)
+    if ds.ferplus_majority is not None:
+        ok = ds.ferplus_majority >= 0
+        report["ferplus_majority_accuracy"] = float((pred[ok] == ds.ferplus_majority[ok]).mean()) if ok.any() else None
+        report["ferplus_majority_n"] = int(ok.sum())
+    return report
+
+
+def evaluate_dataset(data: str | Path, model: str | Path | EmotionModel | None = None, split: str | None = None,
+                     ferplus: str | Path | None = None, tta: bool = False, limit: int = 0) -> dict:
+    """Evaluate ``model`` (default: the shipped one) on ``data``; see ``emolens evaluate --help``."""
+    split = split or default_eval_split(data)
+    ds = load_dataset(data, split, ferplus)
+    if limit and limit < len(ds):
+        ds = ds.subset(slice(0, limit))
+    m = model if isinstance(model, EmotionModel) else EmotionModel(model)
+    out = predict_dataset(m, ds.images, tta=tta)
+    report = report_for(ds, out)
+    report.update({"model": str(m.path), "data": str(data), "split": ds.split, "tta": tta, "skipped": ds.skipped})
+    return report

@@ -1,0 +1,182 @@
+"""Export a trained checkpoint to ONNX with both heads, plus its model card.
+
+The card (``MODEL.json`` beside ``MODEL.onnx``) records the architecture, the input
+spec, labels, data and recipe, measured PublicTest accuracy (single pass and mirror
+TTA), FER+ intensity RMSE, calibration, parameter count and file size. Export fails
+when ONNX Runtime and torch disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emolens import __version__
+from emolens.emotions import EMOTIONS
+from emolens.evaluate import predict_dataset, report_for
+from emolens.metrics import expected_calibration_error, fit_temperature, softmax
+from emolens.model_input import InputSpec
+from emolens.runtime import EmotionModel, card_path_for
+from emolens.training.data import load_dataset
+from emolens.training.loop import load_net
+from emolens.training.nets import count_parameters
+
+log = logging.getLogger(__name__)
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class InferenceWrapper(torch.nn.Module):
+    """What the ONNX graph computes: logits and sigmoid intensities."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        logits, intensity_logits = self.net(x)
+        return logits, torch.sigmoid(intensity_logits)
+
+
+def to_onnx(net: torch.nn.Module, spec: InputSpec, out: Path) -> None:
+    wrapper = InferenceWrapper(net).eval()
+    dummy = torch.zeros(2, spec.channels, spec.size, spec.size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapper, (dummy,), str(out), input_names=["input"], output_names=["logits", "intensity"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "intensity": {0: "batch"}},
+        opset_version=17, do_constant_folding=True, dynamo=False,
+    )
+
+
+def store_weights_fp16(path: Path) -> None:
+    """Store float weights as float16 with a Cast back to float32 (half the file size).
+
+    ONNX Runtime folds the casts when it loads the model, so it still computes in
+    float32; the only change is the rounding of the weights, which ``check_parity`` bounds.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or len(init.dims) < 2:
+            continue  # biases and scalars stay float32: they are tiny
+        w = numpy_helper.to_array(init)
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(w.astype(np.float16), name + "_fp16"))
+        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT, name=name + "_cast"))
+    for i, node in enumerate(casts):
+        graph.node.insert(i, node)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, tol: float = 1e-3) -> float:
+    """Max absolute difference of probabilities and intensities between torch and ONNX Runtime."""
+    x = model.spec.normalize(faces)
+    with torch.no_grad():
+        logits, inten = net(torch.from_numpy(x))
+    p_torch = softmax(logits.numpy())
+    i_torch = torch.sigmoid(inten).numpy()
+    o_logits, o_inten = model.run_normalized(x)
+    diff = max(float(np.abs(softmax(o_logits) - p_torch).max()), float(np.abs(o_inten - i_torch).max()))
+    if diff > tol:
+        raise ExportError(f"ONNX and torch outputs differ by {diff:.2e} (> {tol:.0e}); the export is not faithful")
+    return diff
+
+
+def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
+                 calibrate: bool = True) -> dict:
+    """Export ``checkpoint`` to ``out`` (.onnx) and write the model card beside it; returns the card."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not checkpoint.is_file():
+        raise ExportError(f"{checkpoint}: no such checkpoint; pass a run's best.pt or last.pt")
+    net, state = load_net(checkpoint)
+    spec = InputSpec.from_dict(state["input_spec"])
+    recipe = state.get("recipe", {})
+    to_onnx(net, spec, out)
+    store_weights_fp16(out)
+    model = EmotionModel(out)
+
+    data_cfg = recipe.get("data", {})
+    data_path = Path(data) if data is not None else Path(data_cfg.get("path", ""))
+    ferplus = data_cfg.get("ferplus")
+    card: dict = {
+        "name": out.stem,
+        "format": 1,
+        "architecture": state["arch"],
+        "architecture_args": state.get("arch_kwargs", {}),
+        "parameters": count_parameters(net),
+        "input": spec.to_dict(),
+        "labels": list(EMOTIONS),
+        "outputs": {"logits": "(N, 7) class logits; softmax(logits / temperature) = probabilities",
+                    "intensity": "(N, 7) sigmoid intensities, trained on FER+ vote fractions"},
+        "recipe": recipe,
+        "training": {"epochs": len(state.get("history", [])) or state.get("epoch_entry", {}).get("epoch"),
+                     "checkpoint_epoch": state.get("epoch_entry", {}).get("epoch"),
+                     "wall_time_minutes": None},
+        "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "emolens_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    run_log = checkpoint.parent / "log.jsonl"
+    if run_log.is_file():
+        entries = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]
+        card["training"]["epochs"] = len(entries)
+        card["training"]["wall_time_minutes"] = round(sum(e["epoch_seconds"] for e in entries) / 60, 1)
+
+    if data_path.exists():
+        ferplus_path = Path(ferplus) if ferplus and Path(ferplus).exists() else None
+        val = load_dataset(data_path, data_cfg.get("val_split", "PublicTest"), ferplus_path)
+        diff = check_parity(net, model, val.images[:256])
+        single = predict_dataset(model, val.images)
+        tta = predict_dataset(model, val.images, tta=True)
+        rep, rep_tta = report_for(val, single), report_for(val, tta)
+        card["validation"] = {
+            "data": str(data_path), "split": val.split, "n": rep["n"],
+            "accuracy": rep["accuracy"], "accuracy_tta": rep_tta["accuracy"],
+            "macro_f1": rep["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
+            "intensity_rmse": rep["intensity_rmse"],
+            "ferplus_majority_accuracy": rep.get("ferplus_majority_accuracy"),
+            "per_class_recall": {e: rep["per_class"][e]["recall"] for e in EMOTIONS},
+            "onnx_torch_max_abs_diff": diff,
+        }
+        if calibrate:
+            temperature = fit_temperature(single.logits, val.labels)
+            card["calibration"] = {
+                "temperature": temperature, "fitted_on": val.split,
+                "ece_before": expected_calibration_error(softmax(single.logits), val.labels),
+                "ece_after": expected_calibration_error(softmax(single.logits, temperature), val.labels),
+            }
+    else:
+        faces = np.random.default_rng(0).integers(0, 256, (16, spec.size, spec.size), dtype=np.uint8)
+        card["validation"] = {"onnx_torch_max_abs_diff": check_parity(net, model, faces)}
+        log.warning("%s not found: the card has no measured accuracy", data_path)
+
+    card["file_size_bytes"] = out.stat().st_size
+    card["latency_ms_batch1"] = _latency_ms(model, spec)
+    card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _latency_ms(model: EmotionModel, spec: InputSpec, runs: int = 200) -> float:
+    face = np.zeros((1, spec.size, spec.size), np.uint8)
+    for _ in range(20):
+        model(face)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        model(face)
+        times.append(time.perf_counter() - t)
+    return round(float(np.median(times)) * 1000, 3)
