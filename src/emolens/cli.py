@@ -172,6 +172,100 @@ def evaluate_command(
         console.print(f"confusion matrix written to {plot}")
 
 
+# ---------------------------------------------------------------------------------------
+# photo side: predict, detectors
+
+
+@app.command("predict")
+def predict_command(
+    paths: list[str] = typer.Argument(..., help="Pictures, folders (searched recursively) or glob patterns "
+                                      "(quote them: 'shots/*.jpg')."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON Lines on stdout: one object per input "
+                                 '{"file", "faces": [...], "error"}.'),
+    annotate: Optional[Path] = typer.Option(None, "--annotate", metavar="OUT_DIR",
+                                            help="Write each picture with boxes, landmarks and emotion bars "
+                                            "into this folder."),
+    detector: str = typer.Option("haar", "--detector", "-d", help="Face detector backend "
+                                 "(see `emolens detectors`)."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks "
+                               "(--no-align: crop the detector box)."),
+    crop: Optional[str] = typer.Option(None, help="Face framing by name: aligned, box, box-wide "
+                                       "(overrides --align)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
+                                         "(default: the shipped model)."),
+    max_faces: Optional[int] = typer.Option(None, help="Keep only the N largest faces per picture."),
+) -> None:
+    """Find faces in pictures and recognise their emotions.
+
+    Prints a table per picture (or JSON Lines with --json). A picture without a face is not an error. Bad files are reported on stderr and skipped; the exit code is 1 when any input failed.
+    """
+    from emolens.faces.detect import UnknownDetectorError
+    from emolens.predict import expand_inputs, predict_files
+    from emolens.recognize import Recognizer
+    from emolens.runtime import ModelError
+
+    try:
+        recognizer = Recognizer(detector=detector, model=model, align=align, crop=crop, max_faces=max_faces)
+    except (ModelError, UnknownDetectorError, ValueError) as exc:
+        fail(str(exc))
+    inputs = expand_inputs(paths)
+    failed = 0
+    show_progress = len(inputs) > 3
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True,
+                        disable=not show_progress)
+    with progress:
+        task = progress.add_task("analysing", total=len(inputs))
+        for result in predict_files(recognizer, inputs, annotate=annotate):
+            progress.advance(task)
+            if result.error is not None:
+                failed += 1
+                if not as_json:
+                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+            if as_json:
+                sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+                sys.stdout.flush()
+            elif result.error is None or result.faces:
+                _print_photo_table(result)
+    if failed:
+        err_console.print(f"{failed} of {len(inputs)} input(s) failed", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_photo_table(result) -> None:
+    if not result.faces:
+        console.print(f"[bold]{result.file}[/]: no face found", highlight=False)
+        return
+    table = Table(title=f"{result.file}: {len(result.faces)} face(s)", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("box x,y,w,h")
+    table.add_column("emotion", style="bold")
+    for e in EMOTIONS:
+        table.add_column(e, justify="right")
+    for i, face in enumerate(result.faces, 1):
+        cells = [f"{face.scores[e]:.2f}" if e != face.emotion else f"[bold]{face.scores[e]:.2f}[/]"
+                 for e in EMOTIONS]
+        table.add_row(str(i), ",".join(map(str, face.box)), face.emotion + ("" if face.aligned else "*"), *cells)
+    console.print(table)
+    if not all(f.aligned for f in result.faces):
+        console.print("* face too small for landmarks (or alignment off): box crop used", style="dim")
+    if result.annotated:
+        console.print(f"annotated: {result.annotated}", style="dim", highlight=False)
+
+
+@app.command("detectors")
+def detectors_command() -> None:
+    """List the face detector backends for --detector."""
+    from emolens.faces.detect import DEFAULT_DETECTOR, list_detectors
+
+    table = Table("name", "description")
+    for name, description in list_detectors().items():
+        table.add_row(name + (" (default)" if name == DEFAULT_DETECTOR else ""), description)
+    console.print(table)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

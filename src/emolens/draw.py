@@ -32,3 +32,118 @@ def plot_confusion(report: dict, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# overlays on pictures (OpenCV)
+
+# BGR colour per emotion, in EMOTIONS order.
+EMOTION_COLORS: dict[str, tuple[int, int, int]] = {
+    "angry": (60, 60, 230),
+    "disgust": (60, 170, 60),
+    "fear": (190, 80, 170),
+    "happy": (0, 210, 255),
+    "sad": (210, 130, 40),
+    "surprise": (0, 140, 255),
+    "neutral": (190, 190, 190),
+}
+
+ANNOTATE_MIN_SIDE = 720  # small pictures are enlarged so text and bars stay readable
+
+
+def annotated_size(height: int, width: int, min_side: int = ANNOTATE_MIN_SIDE) -> tuple[int, int]:
+    """(height, width) of ``draw_faces``' output for a picture of this size."""
+    s = max(1.0, min_side / max(height, width))
+    return int(round(height * s)), int(round(width * s))
+
+
+def _text(img, text, org, scale, color, thickness):
+    import cv2
+
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + max(1, thickness),
+                cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
+
+
+def _panel_origin(box, pw, ph, W, H, gap, taken):
+    """Top-left of a pw x ph panel beside the face box: right, left, below, above, else inside."""
+    x, y, w, h = box
+    candidates = [(x + w + gap, y), (x - gap - pw, y), (x, y + h + gap), (x, y - gap - ph)]
+
+    def fits(px, py):
+        if px < 0 or py < 0 or px + pw > W or py + ph > H:
+            return False
+        return all(px + pw <= tx or tx + tw <= px or py + ph <= ty or ty + th <= py for tx, ty, tw, th in taken)
+
+    for px, py in candidates:
+        py = min(max(py, 0), max(H - ph, 0))
+        px = min(max(px, 0), max(W - pw, 0)) if px >= -pw else px
+        if fits(px, py):
+            return px, py
+    # No free room: overlap the picture at the box's bottom-right, kept on the canvas.
+    return min(max(x + w - pw, 0), max(W - pw, 0)), min(max(y + h - ph, 0), max(H - ph, 0))
+
+
+def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) -> np.ndarray:
+    """The picture with each face's box, landmarks, top emotion and a bar chart of its 7 scores.
+
+    Pictures whose longest side is below ``min_side`` are enlarged first (see
+    ``annotated_size``); the input is not modified.
+    """
+    import cv2
+
+    from emolens.emotions import EMOTIONS
+
+    H0, W0 = image_bgr.shape[:2]
+    H, W = annotated_size(H0, W0, min_side)
+    s = W / W0
+    canvas = cv2.resize(image_bgr, (W, H), interpolation=cv2.INTER_CUBIC) if s != 1.0 else image_bgr.copy()
+    unit = max(H, W) / 900.0                      # 1.0 on a 900 px picture
+    font = 0.5 * unit
+    thick = max(1, int(round(1.4 * unit)))
+    row = int(round(22 * unit))
+    pad = int(round(8 * unit))
+    name_w = cv2.getTextSize("surprise", cv2.FONT_HERSHEY_SIMPLEX, font, thick)[0][0]
+    pct_w = cv2.getTextSize("100%", cv2.FONT_HERSHEY_SIMPLEX, font, thick)[0][0]
+    bar_w = int(round(90 * unit))
+    pw = pad * 4 + name_w + bar_w + pct_w
+    ph = pad * 2 + row * len(EMOTIONS)
+    taken = []
+    for i, face in enumerate(faces):
+        x, y, w, h = (int(round(v * s)) for v in face.box)
+        color = EMOTION_COLORS.get(face.emotion, (255, 255, 255))
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(2, thick + 1), cv2.LINE_AA)
+        if face.landmarks is not None:
+            r = max(1, int(round(1.6 * unit)))
+            for px, py in np.asarray(face.landmarks) * s:
+                cv2.circle(canvas, (int(round(px)), int(round(py))), r, (255, 255, 200), -1, cv2.LINE_AA)
+        # Top emotion tag above the box (inside it when there is no room above).
+        label = f"{face.emotion} {face.scores[face.emotion]:.0%}" + ("" if face.aligned else " (box crop)")
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font * 1.3, thick + 1)
+        ty = y - pad if y - th - base - 2 * pad >= 0 else y + th + pad
+        tx = min(max(x, 0), max(W - tw - pad, 0))
+        cv2.rectangle(canvas, (tx, ty - th - pad // 2), (tx + tw + pad, ty + base + pad // 2 - 1), color, -1)
+        cv2.putText(canvas, label, (tx + pad // 2, ty), cv2.FONT_HERSHEY_SIMPLEX, font * 1.3, (20, 20, 20),
+                    thick + 1, cv2.LINE_AA)
+        # Score panel beside the face.
+        px, py = _panel_origin((x, y, w, h), pw, ph, W, H, pad, taken)
+        taken.append((px, py, pw, ph))
+        x0, y0, x1, y1 = max(px, 0), max(py, 0), min(px + pw, W), min(py + ph, H)
+        if x1 > x0 and y1 > y0:
+            roi = canvas[y0:y1, x0:x1]
+            canvas[y0:y1, x0:x1] = cv2.addWeighted(roi, 0.3, np.full_like(roi, 25), 0.7, 0)
+            cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, thick, cv2.LINE_AA)
+        if len(faces) > 1:
+            _text(canvas, f"#{i + 1}", (x + pad // 2, y + h - pad), font, color, thick)
+        for k, e in enumerate(EMOTIONS):
+            p = float(face.scores.get(e, 0.0))
+            cy = py + pad + k * row
+            base_y = cy + int(row * 0.72)
+            bold = e == face.emotion
+            _text(canvas, e, (px + pad, base_y), font, (255, 255, 255) if bold else (200, 200, 200), thick)
+            bx = px + pad * 2 + name_w
+            by0, by1 = cy + int(row * 0.2), cy + int(row * 0.85)
+            cv2.rectangle(canvas, (bx, by0), (bx + bar_w, by1), (70, 70, 70), -1)
+            cv2.rectangle(canvas, (bx, by0), (bx + int(round(bar_w * p)), by1), EMOTION_COLORS[e], -1)
+            _text(canvas, f"{p:.0%}", (bx + bar_w + pad, base_y), font, (230, 230, 230), thick)
+    return canvas

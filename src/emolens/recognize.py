@@ -1,0 +1,213 @@
+"""``Recognizer``: image -> faces -> landmarks -> aligned crops -> model -> ``Face`` results.
+
+One path for every caller (API, CLI, video, benchmarks)::
+
+    from emolens import Recognizer
+    rec = Recognizer()                      # loads detector, landmarks and model once
+    for face in rec.analyze("photo.jpg"):   # or a BGR / RGB / grey numpy array
+        print(face.emotion, face.scores["happy"], face.box)
+
+All faces of an image go through the model in one batched call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from emolens.emotions import EMOTIONS
+from emolens.faces.align import DEFAULT_CROP, CropSpec, crop_face, get_crop
+from emolens.faces.detect import DEFAULT_DETECTOR, FaceDetector, get_detector
+from emolens.faces.landmarks import MIN_LANDMARK_FACE, LandmarkPredictor
+from emolens.images import read_image, read_image_scaled, to_bgr8, to_grey
+
+
+@dataclass
+class Face:
+    """One face found in a picture and its emotions.
+
+    ``box`` is ``(x, y, w, h)`` in the picture's pixels; ``landmarks`` the 68 points
+    ``(68, 2)`` or ``None`` (face too small); ``scores`` the 7 emotion probabilities
+    (sum 1); ``intensity`` each emotion's strength 0..1; ``emotion`` the top label;
+    ``aligned`` whether the crop was landmark-aligned (False: box crop fallback).
+    """
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray | None
+    scores: dict[str, float]
+    intensity: dict[str, float]
+    emotion: str
+    aligned: bool
+    detection_score: float = 0.0
+
+    def scaled(self, factor: float) -> "Face":
+        """The same face in a picture ``factor`` times larger (boxes and landmarks scaled)."""
+        if factor == 1.0:
+            return self
+        box = tuple(int(round(v * factor)) for v in self.box)
+        lm = None if self.landmarks is None else self.landmarks * factor
+        return Face(box, lm, self.scores, self.intensity, self.emotion, self.aligned, self.detection_score)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: lists and floats only (see ``emolens.predict`` for the documented shape)."""
+        return {
+            "box": [int(v) for v in self.box],
+            "emotion": self.emotion,
+            "scores": {k: round(float(v), 5) for k, v in self.scores.items()},
+            "intensity": {k: round(float(v), 5) for k, v in self.intensity.items()},
+            "aligned": bool(self.aligned),
+            "landmarks": None if self.landmarks is None else np.round(self.landmarks, 1).tolist(),
+            "detection_score": round(float(self.detection_score), 4),
+        }
+
+
+@dataclass
+class LocatedFace:
+    """A face before classification: where it is and the model's input crop."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray | None
+    crop: np.ndarray          # (S, S) uint8 grey
+    aligned: bool
+    detection_score: float = 0.0
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage by the last ``analyze`` call (for benchmarks and video stats)."""
+
+    convert: float = 0.0
+    detect: float = 0.0
+    landmarks: float = 0.0
+    align: float = 0.0
+    classify: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return self.convert + self.detect + self.landmarks + self.align + self.classify
+
+
+class Recognizer:
+    """Finds faces and recognises their emotions.
+
+    detector: a name from ``emolens.faces.list_detectors()`` or a ``FaceDetector``.
+    model: path to an exported ``.onnx`` model, an ``EmotionModel``, or None (the shipped one).
+    align: False is shorthand for ``crop="box"``.
+    crop: framing name from ``emolens.faces.CROPS`` or a ``CropSpec``.
+    color: channel order of colour arrays passed to ``analyze`` ("bgr" as OpenCV, or "rgb").
+    landmarks: False skips the shape predictor (faster; implies the box crop).
+    max_faces: keep only the largest N faces (None: all).
+    min_face: ignore boxes smaller than this many pixels (side).
+    detect_side: longest side of the copy the detector runs on.
+    """
+
+    def __init__(self, detector: str | FaceDetector = DEFAULT_DETECTOR, model=None, align: bool = True,
+                 crop: str | CropSpec | None = None, color: str = "bgr", landmarks: bool = True,
+                 max_faces: int | None = None, min_face: int = 12, detect_side: int = 640,
+                 threads: int | None = None):
+        from emolens.runtime import EmotionModel
+
+        if model is None or isinstance(model, (str, Path)):
+            self.model = EmotionModel(model, threads=threads)
+        else:  # an EmotionModel, or anything with its interface (input_size, __call__)
+            self.model = model
+        if isinstance(detector, FaceDetector):
+            self.detector = detector
+        else:
+            self.detector = get_detector(detector, max_side=detect_side)
+        self.crop = get_crop(crop if crop is not None else (DEFAULT_CROP if align else "box"))
+        if not align and self.crop.mode == "aligned":
+            self.crop = get_crop("box")
+        self.use_landmarks = landmarks
+        if not landmarks and self.crop.mode == "aligned":
+            self.crop = get_crop("box")
+        self.landmarker = LandmarkPredictor() if landmarks else None
+        self.box_crop = get_crop("box")
+        self.color = color
+        self.max_faces = max_faces
+        self.min_face = min_face
+        self.times = StageTimes()
+
+    @property
+    def input_size(self) -> int:
+        return self.model.input_size
+
+    def locate(self, image, color: str | None = None) -> list[LocatedFace]:
+        """Faces with their landmarks and model crops, not yet classified."""
+        t0 = time.perf_counter()
+        grey = self._grey(image, color)
+        t1 = time.perf_counter()
+        detections = [d for d in self.detector(grey) if min(d.box[2], d.box[3]) >= self.min_face]
+        if self.max_faces is not None:
+            detections = detections[: self.max_faces]
+        t2 = time.perf_counter()
+        marks: list[np.ndarray | None] = []
+        for d in detections:
+            if self.landmarker is not None and min(d.box[2], d.box[3]) >= MIN_LANDMARK_FACE:
+                marks.append(self.landmarker(grey, d.box))
+            else:
+                marks.append(None)
+        t3 = time.perf_counter()
+        located = []
+        size = self.input_size
+        for d, lm in zip(detections, marks):
+            aligned = self.crop.mode == "aligned" and lm is not None
+            if aligned:
+                crop = crop_face(grey, self.crop, size, landmarks=lm)
+            else:
+                spec = self.crop if self.crop.mode == "box" else self.box_crop
+                crop = crop_face(grey, spec, size, box=d.box)
+            located.append(LocatedFace(d.box, lm, crop, aligned, d.score))
+        t4 = time.perf_counter()
+        self.times = StageTimes(convert=t1 - t0, detect=t2 - t1, landmarks=t3 - t2, align=t4 - t3)
+        return located
+
+    def classify(self, located: Sequence[LocatedFace]) -> list[Face]:
+        """Run the model once on all crops."""
+        t0 = time.perf_counter()
+        if not located:
+            self.times.classify = 0.0
+            return []
+        out = self.model(np.stack([f.crop for f in located]))
+        faces = []
+        for i, f in enumerate(located):
+            probs = out.probabilities[i]
+            faces.append(Face(
+                box=tuple(int(v) for v in f.box),
+                landmarks=f.landmarks,
+                scores={e: float(p) for e, p in zip(EMOTIONS, probs)},
+                intensity={e: float(v) for e, v in zip(EMOTIONS, out.intensity[i])},
+                emotion=EMOTIONS[int(np.argmax(probs))],
+                aligned=f.aligned,
+                detection_score=f.detection_score,
+            ))
+        self.times.classify = time.perf_counter() - t0
+        return faces
+
+    def analyze(self, image, color: str | None = None) -> list[Face]:
+        """Faces and emotions in a picture: a path, or a BGR/RGB/grey numpy array (any of uint8/uint16/float).
+
+        For a path, boxes and landmarks are in the file's pixels even when a huge picture
+        was analysed downscaled. Raises ``emolens.images.ImageError`` for unusable files.
+        """
+        if isinstance(image, (str, Path)):
+            bgr, factor = read_image_scaled(image)
+            return [f.scaled(factor) for f in self.classify(self.locate(bgr, "bgr"))]
+        return self.classify(self.locate(image, color))
+
+    def _grey(self, image, color: str | None) -> np.ndarray:
+        if isinstance(image, (str, Path)):
+            return to_grey(read_image(image))
+        return to_grey(image, color or self.color)
+
+    @staticmethod
+    def load(image, color: str = "bgr") -> np.ndarray:
+        """A picture (path or array) as the 8-bit BGR image ``analyze`` sees (for drawing)."""
+        if isinstance(image, (str, Path)):
+            return read_image(image)
+        return to_bgr8(image, color)

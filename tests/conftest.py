@@ -1,0 +1,75 @@
+"""Shared fixtures: the shared datasets (skipped when absent) and a tiny stand-in ONNX model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+PHOTOS_DEV = DATASETS / "photos-dev"
+
+
+@pytest.fixture(scope="session")
+def photos_dev() -> Path:
+    if not (PHOTOS_DEV / "labels.csv").is_file():
+        pytest.skip(f"photos-dev not found at {PHOTOS_DEV} (the shared datasets sit beside the repo)")
+    return PHOTOS_DEV
+
+
+@pytest.fixture(scope="session")
+def photo(photos_dev) -> Path:
+    return photos_dev / "images" / "Aaron_Guiel_0001.jpg"
+
+
+def make_tiny_model(path: Path, size: int = 48) -> Path:
+    """A minimal model with emolens' ONNX interface: logits and intensity from the crop's mean and contrast."""
+    onnx = pytest.importorskip("onnx", reason="building the stand-in model needs the onnx package")
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(2, 7)).astype(np.float32)
+    b = rng.normal(size=(7,)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0, axes=[1, 2, 3]),
+        helper.make_node("Mul", ["input", "input"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["m2"], keepdims=0, axes=[1, 2, 3]),
+        helper.make_node("Unsqueeze", ["m", "ax"], ["m_"]),
+        helper.make_node("Unsqueeze", ["m2", "ax"], ["m2_"]),
+        helper.make_node("Concat", ["m_", "m2_"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "W", "B"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["intensity"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 7]),
+         helper.make_tensor_value_info("intensity", TensorProto.FLOAT, ["N", 7])],
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel()),
+         helper.make_tensor("B", TensorProto.FLOAT, b.shape, b),
+         helper.make_tensor("ax", TensorProto.INT64, [1], [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    if model.opset_import[0].version >= 18:  # pragma: no cover
+        pass
+    onnx.save(model, str(path))
+    card = {"labels": ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"],
+            "input": {"size": size, "mean": 0.5, "std": 0.25, "channels": 1}, "note": "test stand-in"}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def recognizer(tiny_model):
+    from emolens import Recognizer
+
+    return Recognizer(model=tiny_model)
