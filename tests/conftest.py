@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("EMOLENS_DATASETS", REPO.parent / "shared" / "datasets"))
 PHOTOS_DEV = DATASETS / "photos-dev"
+FER2013 = DATASETS / "fer2013" / "fer2013.csv.gz"
+FERPLUS = DATASETS / "fer2013" / "fer2013new.csv"
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def fer2013_path() -> Path:
+    if not FER2013.is_file():
+        pytest.skip(f"FER2013 not found at {FER2013} (the shared datasets sit beside the repo)")
+    return FER2013
+
+
+@pytest.fixture(scope="session")
+def ferplus_path() -> Path:
+    if not FERPLUS.is_file():
+        pytest.skip(f"FER+ votes not found at {FERPLUS} (the shared datasets sit beside the repo)")
+    return FERPLUS
 
 
 @pytest.fixture(scope="session")
