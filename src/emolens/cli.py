@@ -110,6 +110,7 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path; the model card is written beside it (.json)."),
     data: Optional[Path] = typer.Option(None, help="Dataset measured into the card (default: the recipe's)."),
     calibrate: bool = typer.Option(True, help="Fit a softmax temperature on the validation split and store it."),
+    limit: int = typer.Option(0, help="Measure the card's numbers on the first N validation rows only (0 = all)."),
 ) -> None:
     """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch."""
     _need_train_extra()
@@ -118,7 +119,7 @@ def export_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        card = export_model(checkpoint, out, data=data, calibrate=calibrate)
+        card = export_model(checkpoint, out, data=data, calibrate=calibrate, limit=limit)
     except (ExportError, DatasetError, FileNotFoundError) as exc:
         fail(str(exc))
     console.print_json(json.dumps(card))
@@ -223,7 +224,7 @@ def predict_command(
             if result.error is not None:
                 failed += 1
                 if not as_json:
-                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False)
+                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
             if as_json:
                 sys.stdout.write(json.dumps(result.to_dict()) + "\n")
                 sys.stdout.flush()
@@ -238,12 +239,15 @@ def _print_photo_table(result) -> None:
     if not result.faces:
         console.print(f"[bold]{result.file}[/]: no face found", highlight=False)
         return
-    table = Table(title=f"{result.file}: {len(result.faces)} face(s)", title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("box x,y,w,h")
-    table.add_column("emotion", style="bold")
+    from rich import box
+
+    table = Table(title=f"{result.file}: {len(result.faces)} face(s)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("box x,y,w,h", no_wrap=True)
+    table.add_column("emotion", style="bold", no_wrap=True)
     for e in EMOTIONS:
-        table.add_column(e, justify="right")
+        table.add_column(e[:4] if len(e) > 5 else e, justify="right", no_wrap=True)
     for i, face in enumerate(result.faces, 1):
         cells = [f"{face.scores[e]:.2f}" if e != face.emotion else f"[bold]{face.scores[e]:.2f}[/]"
                  for e in EMOTIONS]

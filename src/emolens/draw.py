@@ -99,7 +99,7 @@ def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) 
     s = W / W0
     canvas = cv2.resize(image_bgr, (W, H), interpolation=cv2.INTER_CUBIC) if s != 1.0 else image_bgr.copy()
     unit = max(H, W) / 900.0                      # 1.0 on a 900 px picture
-    font = 0.5 * unit
+    font = 0.6 * unit
     thick = max(1, int(round(1.4 * unit)))
     row = int(round(22 * unit))
     pad = int(round(8 * unit))
@@ -114,9 +114,11 @@ def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) 
         color = EMOTION_COLORS.get(face.emotion, (255, 255, 255))
         cv2.rectangle(canvas, (x, y), (x + w, y + h), color, max(2, thick + 1), cv2.LINE_AA)
         if face.landmarks is not None:
-            r = max(1, int(round(1.6 * unit)))
+            r = max(2, int(round(2.2 * unit)))
             for px, py in np.asarray(face.landmarks) * s:
-                cv2.circle(canvas, (int(round(px)), int(round(py))), r, (255, 255, 200), -1, cv2.LINE_AA)
+                cv2.circle(canvas, (int(round(px)), int(round(py))), r, (40, 40, 40), -1, cv2.LINE_AA)
+                cv2.circle(canvas, (int(round(px)), int(round(py))), max(1, r - 1), (120, 255, 255), -1,
+                           cv2.LINE_AA)
         # Top emotion tag above the box (inside it when there is no room above).
         label = f"{face.emotion} {face.scores[face.emotion]:.0%}" + ("" if face.aligned else " (box crop)")
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font * 1.3, thick + 1)

@@ -1,0 +1,106 @@
+"""Train -> resume -> export -> evaluate, on a few hundred real FER2013 rows (1-epoch smoke runs).
+
+CI never trains for real: these runs use tiny slices and exist to prove the commands work
+end to end and that a run is deterministic and resumable.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the [train] extra (torch)")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from emolens.cli import app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "emonet_s30.toml"
+runner = CliRunner()
+
+
+def train_args(out: Path, fer: Path, ferplus: Path, epochs: int, limit: int = 256) -> list[str]:
+    return ["train", "--recipe", str(RECIPE), "--out", str(out), "--epochs", str(epochs), "--limit", str(limit),
+            "--val-limit", "128", "--data", str(fer), "--ferplus", str(ferplus), "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, fer2013_path, ferplus_path) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_training_writes_log_checkpoints_and_curves(smoke_run):
+    entries = [json.loads(line) for line in (smoke_run / "log.jsonl").read_text().splitlines()]
+    assert len(entries) == 1
+    e = entries[0]
+    assert e["epoch"] == 1 and 0 <= e["val_accuracy"] <= 1 and e["train_loss"] > 0
+    assert e["val_intensity_rmse"] is not None
+    for name in ("last.pt", "best.pt", "curves.png", "recipe.json"):
+        assert (smoke_run / name).is_file(), name
+
+
+def test_resume_continues_where_it_stopped(tmp_path, fer2013_path, ferplus_path):
+    out = tmp_path / "run"
+    assert runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)).exit_code == 0
+    first = torch.load(out / "last.pt", weights_only=False)["model"]
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=2, limit=128))
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in entries] == [1, 2]
+    second = torch.load(out / "last.pt", weights_only=False)
+    assert second["epoch"] == 1
+    assert any(not torch.equal(first[k], second["model"][k]) for k in first)
+
+
+def test_same_seed_same_weights(tmp_path, fer2013_path, ferplus_path):
+    weights = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)).exit_code == 0
+        weights.append(torch.load(out / "last.pt", weights_only=False)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_export_parity_and_model_card(smoke_run, tmp_path):
+    onnx_path = tmp_path / "model.onnx"
+    result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(onnx_path), "--limit", "200"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert card["architecture"] == "emonet"
+    assert card["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert card["input"]["size"] == 48
+    assert card["validation"]["onnx_torch_max_abs_diff"] < 1e-3
+    assert card["validation"]["n"] == 200
+    assert card["file_size_bytes"] == onnx_path.stat().st_size
+    assert card["parameters"] > 1e6
+    assert card["calibration"]["temperature"] > 0
+
+    from emolens.runtime import EmotionModel
+
+    model = EmotionModel(onnx_path)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    out = model(faces)
+    assert out.probabilities.shape == (5, 7) and out.intensity.shape == (5, 7)
+    np.testing.assert_allclose(out.probabilities.sum(1), 1, rtol=1e-5)
+    assert ((out.intensity >= 0) & (out.intensity <= 1)).all()
+
+
+def test_export_of_missing_checkpoint_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2
+    assert "no such checkpoint" in result.output
+
+
+def test_bad_recipe_is_a_clear_error(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[train]\nepochz = 3\n")
+    result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "unknown recipe keys" in result.output
