@@ -237,11 +237,12 @@ def predict_command(
 
 def _print_photo_table(result) -> None:
     if not result.faces:
-        console.print(f"[bold]{result.file}[/]: no face found", highlight=False)
+        console.print(f"[bold]{result.file}[/]: no face found", highlight=False, soft_wrap=True)
         return
+    console.print(f"[bold]{result.file}[/]: {len(result.faces)} face(s)", highlight=False, soft_wrap=True)
     from rich import box
 
-    table = Table(title=f"{result.file}: {len(result.faces)} face(s)", title_justify="left", box=box.SIMPLE_HEAD,
+    table = Table(box=box.SIMPLE_HEAD,
                   pad_edge=False, padding=(0, 1), collapse_padding=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("box x,y,w,h", no_wrap=True)
@@ -256,7 +257,7 @@ def _print_photo_table(result) -> None:
     if not all(f.aligned for f in result.faces):
         console.print("* face too small for landmarks (or alignment off): box crop used", style="dim")
     if result.annotated:
-        console.print(f"annotated: {result.annotated}", style="dim", highlight=False)
+        console.print(f"annotated: {result.annotated}", style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command("detectors")
