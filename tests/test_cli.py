@@ -64,6 +64,10 @@ def test_detectors_command():
     result = run("detectors")
     assert result.exit_code == 0
     assert "haar" in result.output and "dlib" in result.output
+    from emolens.faces.detect import DEFAULT_DETECTOR
+
+    assert f"{DEFAULT_DETECTOR} (default)" in result.output
+    assert DEFAULT_DETECTOR in run("predict", "--help").output
 
 
 def test_predict_table(tiny_model, photo):

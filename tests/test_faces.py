@@ -16,13 +16,13 @@ from emolens.faces.landmarks import SHAPE_PREDICTOR_68, LandmarkPredictor, eye_c
 
 def test_registry_lists_required_backends():
     names = list_detectors()
-    assert {"haar", "dlib"} <= set(names)
+    assert {"haar", "dlib", "dlib+haar"} <= set(names)
     assert all(isinstance(d, str) and d for d in names.values())
     with pytest.raises(UnknownDetectorError, match="haar"):
         get_detector("nope")
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn", "dlib+haar"])
 def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     found = get_detector(name)(grey)
@@ -32,7 +32,7 @@ def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     assert w > 100 and h > 100  # the face fills most of the 350 px picture
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib+haar"])
 def test_detectors_handle_tiny_and_blank_images(name):
     det = get_detector(name)
     assert det(np.zeros((1, 1), np.uint8)) == []

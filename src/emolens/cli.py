@@ -186,8 +186,8 @@ def predict_command(
     annotate: Optional[Path] = typer.Option(None, "--annotate", metavar="OUT_DIR",
                                             help="Write each picture with boxes, landmarks and emotion bars "
                                             "into this folder."),
-    detector: str = typer.Option("haar", "--detector", "-d", help="Face detector backend "
-                                 "(see `emolens detectors`)."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
+                                           "(default: dlib+haar; see `emolens detectors`)."),
     align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks "
                                "(--no-align: crop the detector box)."),
     crop: Optional[str] = typer.Option(None, help="Face framing by name: aligned, box, box-wide "
@@ -206,7 +206,8 @@ def predict_command(
     from emolens.runtime import ModelError
 
     try:
-        recognizer = Recognizer(detector=detector, model=model, align=align, crop=crop, max_faces=max_faces)
+        options = {} if detector is None else {"detector": detector}
+        recognizer = Recognizer(model=model, align=align, crop=crop, max_faces=max_faces, **options)
     except (ModelError, UnknownDetectorError, ValueError) as exc:
         fail(str(exc))
     inputs = expand_inputs(paths)

@@ -95,7 +95,7 @@ class DetectorInfo:
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
-DEFAULT_DETECTOR = "haar"
+DEFAULT_DETECTOR = "dlib+haar"  # best photos-dev recall at dlib speed (benchmarks/detectors.py)
 
 
 def register_detector(name: str, description: str):
@@ -194,7 +194,7 @@ class DlibCnnDetector(FaceDetector):
         return [(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence) for d in found]
 
 
-@register_detector("haar", "OpenCV Haar cascade (frontal faces): fastest; the default")
+@register_detector("haar", "OpenCV Haar cascade (frontal faces): finds more tight crops than dlib, more false alarms")
 def _haar(**options) -> FaceDetector:
     return HaarDetector(**options)
 
@@ -207,3 +207,24 @@ def _dlib(**options) -> FaceDetector:
 @register_detector("dlib-cnn", "dlib MMOD CNN: most robust to pose and blur, ~10x slower")
 def _dlib_cnn(**options) -> FaceDetector:
     return DlibCnnDetector(**options)
+
+
+class FallbackDetector(FaceDetector):
+    """Runs detectors in order and returns the first non-empty answer (later ones only on misses)."""
+
+    def __init__(self, detectors: list[FaceDetector], name: str = "fallback"):
+        super().__init__()
+        self.detectors = detectors
+        self.name = name
+
+    def __call__(self, grey: np.ndarray) -> list[Detection]:
+        for detector in self.detectors:
+            found = detector(grey)
+            if found:
+                return found
+        return []
+
+
+@register_detector("dlib+haar", "dlib HOG, then the Haar cascade on pictures where dlib finds nothing")
+def _dlib_then_haar(**options) -> FaceDetector:
+    return FallbackDetector([DlibHogDetector(**options), HaarDetector(**options)], name="dlib+haar")

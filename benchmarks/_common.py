@@ -1,0 +1,42 @@
+"""Shared by the benchmark scripts: where photos-dev is, its labels, thread pinning."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PHOTOS = REPO.parent / "shared" / "datasets" / "photos-dev"
+
+
+def pin_threads(n: int) -> None:
+    """Pin OpenCV, ONNX Runtime (via EMOLENS_THREADS) and BLAS to ``n`` threads. Call before heavy imports."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "EMOLENS_THREADS"):
+        os.environ[var] = str(n)
+    import cv2
+
+    cv2.setNumThreads(n)
+
+
+def photo_labels(photos: Path) -> list[tuple[Path, str]]:
+    """(image path, our emotion label) rows of photos-dev's labels.csv."""
+    from emolens.emotions import canonical_emotion
+
+    labels = photos / "labels.csv"
+    if not labels.is_file():
+        raise SystemExit(f"{labels} not found; pass --photos PATH to a photos-dev folder")
+    rows = []
+    with labels.open(newline="") as f:
+        for row in csv.DictReader(f):
+            label = canonical_emotion(row["emotion"])
+            if label is None:
+                raise SystemExit(f"{labels}: unknown emotion {row['emotion']!r} for {row['image']}")
+            rows.append((photos / "images" / row["image"], label))
+    return rows
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
