@@ -46,26 +46,30 @@ def test_training_writes_log_checkpoints_and_curves(smoke_run):
         assert (smoke_run / name).is_file(), name
 
 
-def test_resume_continues_where_it_stopped(tmp_path, fer2013_path, ferplus_path):
-    out = tmp_path / "run"
-    assert runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)).exit_code == 0
-    first = torch.load(out / "last.pt", weights_only=False)["model"]
-    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=2, limit=128))
-    assert result.exit_code == 0, result.output
-    entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, ferplus_path):
+    """A 2-epoch run split in two invocations ends with exactly the weights of one straight run."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert runner.invoke(app, train_args(straight, fer2013_path, ferplus_path, epochs=2, limit=128)).exit_code == 0
+    first = runner.invoke(app, train_args(split, fer2013_path, ferplus_path, epochs=2, limit=128) + ["--stop-after", "1"])
+    assert first.exit_code == 0, first.output
+    assert len((split / "log.jsonl").read_text().splitlines()) == 1
+    second = runner.invoke(app, train_args(split, fer2013_path, ferplus_path, epochs=2, limit=128))
+    assert second.exit_code == 0, second.output
+    entries = [json.loads(line) for line in (split / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in entries] == [1, 2]
-    second = torch.load(out / "last.pt", weights_only=False)
-    assert second["epoch"] == 1
-    assert any(not torch.equal(first[k], second["model"][k]) for k in first)
-
-
-def test_same_seed_same_weights(tmp_path, fer2013_path, ferplus_path):
-    weights = []
-    for name in ("a", "b"):
-        out = tmp_path / name
-        assert runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)).exit_code == 0
-        weights.append(torch.load(out / "last.pt", weights_only=False)["model"])
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    a = torch.load(straight / "last.pt", weights_only=False)
+    b = torch.load(split / "last.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 1
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # ... and a different seed gives different weights (the check above can fail).
+    other = tmp_path / "other"
+    args = train_args(other, fer2013_path, ferplus_path, epochs=1, limit=128)
+    recipe = tmp_path / "seed1.toml"
+    recipe.write_text(RECIPE.read_text().replace("seed = 0", "seed = 1"))
+    args[args.index(str(RECIPE))] = str(recipe)
+    assert runner.invoke(app, args).exit_code == 0
+    c = torch.load(other / "last.pt", weights_only=False)["model"]
+    assert any(not torch.equal(a["model"][k], c[k]) for k in c)
 
 
 def test_export_parity_and_model_card(smoke_run, tmp_path):

@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -71,6 +71,8 @@ def train_command(
     data: Optional[Path] = typer.Option(None, help="Override the recipe's dataset path."),
     ferplus: Optional[Path] = typer.Option(None, help="Override the recipe's FER+ votes file (fer2013new.csv)."),
     resume: bool = typer.Option(True, help="Resume from OUT/last.pt when it exists."),
+    stop_after: int = typer.Option(0, help="End this invocation after N epochs (resume later with the same "
+                                   "command), to fit a long run into a session."),
     progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
 ) -> None:
     """Train a model from a recipe; rerun the same command to resume after an interruption."""
@@ -95,7 +97,7 @@ def train_command(
     if ferplus is not None:
         r.data.ferplus = str(ferplus)
     try:
-        last = train(r, out, resume=resume, progress=progress)
+        last = train(r, out, resume=resume, progress=progress, stop_after=stop_after)
     except DatasetError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

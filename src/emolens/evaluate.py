@@ -44,9 +44,7 @@ def evaluate_dataset(data: str | Path, model: str | Path | EmotionModel | None =
                      ferplus: str | Path | None = None, tta: bool = False, limit: int = 0) -> dict:
     """Evaluate ``model`` (default: the shipped one) on ``data``; see ``emolens evaluate --help``."""
     split = split or default_eval_split(data)
-    ds = load_dataset(data, split, ferplus)
-    if limit and limit < len(ds):
-        ds = ds.subset(slice(0, limit))
+    ds = load_dataset(data, split, ferplus, limit=limit)
     m = model if isinstance(model, EmotionModel) else EmotionModel(model)
     out = predict_dataset(m, ds.images, tta=tta)
     report = report_for(ds, out)

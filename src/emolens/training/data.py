@@ -116,12 +116,13 @@ def fer2013_usages(path: str | Path) -> set[str]:
         return {row[col] for row in reader if len(row) > col}
 
 
-def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | Path | None = None) -> FaceDataset:
+def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | Path | None = None,
+                     limit: int = 0) -> FaceDataset:
     """Rows of a Kaggle-format fer2013 csv(.gz) whose ``Usage`` is ``split`` (or ``all``).
 
     With ``ferplus`` (a row-aligned ``fer2013new.csv``), ``intensity`` holds each row's vote
     fractions over the 7 emotions; rows FER+ marks as not-a-face or without emotion votes
-    get NaN (they still train the classifier).
+    get NaN (they still train the classifier). ``limit`` > 0 stops after that many rows.
     """
     path = Path(path)
     usage = canonical_split(split)
@@ -158,6 +159,8 @@ def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | P
                 pixel_rows.append(pixels)
                 labels.append(label)
                 row_numbers.append(line - 2)
+                if limit and len(labels) >= limit:
+                    break
     except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read it ({exc}); is it a complete fer2013 csv or csv.gz?") from None
     if pixel_rows:
@@ -354,13 +357,21 @@ def is_fer2013_csv(path: Path) -> bool:
     return path.is_file() and (path.name.endswith(".csv") or path.name.endswith(".csv.gz"))
 
 
-def load_dataset(path: str | Path, split: str = "Training", ferplus: str | Path | None = None) -> FaceDataset:
-    """Load any supported dataset format; see the module docstring."""
+def load_dataset(path: str | Path, split: str = "Training", ferplus: str | Path | None = None,
+                 limit: int = 0) -> FaceDataset:
+    """Load any supported dataset format (see the module docstring); ``limit`` > 0 keeps the first N faces."""
+    ds = _load_any(Path(path), split, ferplus, limit)
+    if limit and limit < len(ds):
+        ds = ds.subset(slice(0, limit))
+    return ds
+
+
+def _load_any(path: Path, split: str, ferplus: str | Path | None, limit: int) -> FaceDataset:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"{path}: no such file or folder. Pass fer2013.csv(.gz), a class-folder tree or a FERPlus folder")
     if is_fer2013_csv(path):
-        return load_fer2013_csv(path, split, ferplus)
+        return load_fer2013_csv(path, split, ferplus, limit)
     if path.is_dir():
         if (path / "label.csv").is_file() or any((p / "label.csv").is_file() for p in path.iterdir() if p.is_dir()):
             return load_ferplus_folder(path, split)

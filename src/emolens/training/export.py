@@ -97,7 +97,7 @@ def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, t
 
 
 def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
-                 calibrate: bool = True) -> dict:
+                 calibrate: bool = True, limit: int = 0) -> dict:
     """Export ``checkpoint`` to ``out`` (.onnx) and write the model card beside it; returns the card."""
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
@@ -138,7 +138,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
 
     if data_path.exists():
         ferplus_path = Path(ferplus) if ferplus and Path(ferplus).exists() else None
-        val = load_dataset(data_path, data_cfg.get("val_split", "PublicTest"), ferplus_path)
+        val = load_dataset(data_path, data_cfg.get("val_split", "PublicTest"), ferplus_path, limit=limit)
         diff = check_parity(net, model, val.images[:256])
         single = predict_dataset(model, val.images)
         tta = predict_dataset(model, val.images, tta=True)

@@ -65,10 +65,7 @@ class TensorData:
 
 
 def load_split(recipe: Recipe, split: str, limit: int) -> FaceDataset:
-    ds = load_dataset(recipe.data.path, split, recipe.data.ferplus)
-    if limit and limit < len(ds):
-        ds = ds.subset(slice(0, limit))
-    return ds
+    return load_dataset(recipe.data.path, split, recipe.data.ferplus, limit=limit)
 
 
 def joint_loss(logits, intensity_logits, batch_labels, batch_int, batch_has, recipe: Recipe, class_weights):
@@ -140,8 +137,13 @@ def make_scheduler(opt, recipe: Recipe, steps_per_epoch: int):
     raise ValueError(f"unknown schedule {t.schedule!r}; use onecycle, cosine or constant")
 
 
-def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True) -> dict:
-    """Train per ``recipe`` into ``out_dir``; returns the last epoch's log entry."""
+def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True,
+          stop_after: int = 0) -> dict:
+    """Train per ``recipe`` into ``out_dir``; returns the last epoch's log entry.
+
+    ``stop_after`` > 0 ends this invocation after that many epochs (the run resumes from
+    ``last.pt`` next time), to split a long run across sessions.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = recipe.train
@@ -184,7 +186,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
 
     n_params = count_parameters(net)
-    for epoch in range(start_epoch, t.epochs):
+    end_epoch = min(t.epochs, start_epoch + stop_after) if stop_after > 0 else t.epochs
+    for epoch in range(start_epoch, end_epoch):
         net.train()
         e0 = time.time()
         perm = torch.randperm(len(data.labels), generator=gen)
@@ -215,8 +218,13 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.3f}", acc=f"{sums['correct'] / sums['seen']:.3f}")
         train_time = time.time() - e0
-        scored = ema.module if ema is not None else net
-        val = evaluate_net(scored, val_ds, spec, bf16)
+        # Score the raw weights and their moving average; the better one is this epoch's model.
+        val = evaluate_net(net, val_ds, spec, bf16)
+        scored, val_raw = net, val
+        if ema is not None:
+            val_ema = evaluate_net(ema.module, val_ds, spec, bf16)
+            if val_ema["accuracy"] >= val["accuracy"]:
+                scored, val = ema.module, val_ema
         entry = {
             "epoch": epoch + 1,
             "train_loss": sums["loss"] / sums["seen"],
@@ -224,6 +232,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             "train_intensity_loss": sums["int"] / sums["seen"],
             "train_accuracy": sums["correct"] / sums["seen"],
             "val_accuracy": val["accuracy"],
+            "val_accuracy_raw": val_raw["accuracy"],
+            "val_accuracy_ema": val_ema["accuracy"] if ema is not None else None,
+            "scored": "ema" if scored is not net else "raw",
             "val_macro_f1": val["macro_f1"],
             "val_intensity_rmse": val["intensity_rmse"],
             "lr": opt.param_groups[0]["lr"],
@@ -264,14 +275,20 @@ def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, 
     }, path)
 
 
-def load_net(checkpoint: str | Path) -> tuple[EmotionNet, dict]:
-    """Rebuild a net from ``best.pt`` or ``last.pt`` (the EMA weights when present)."""
+def load_net(checkpoint: str | Path, weights: str = "auto") -> tuple[EmotionNet, dict]:
+    """Rebuild a net from ``best.pt`` (the weights that scored best) or ``last.pt``.
+
+    For ``last.pt``, ``weights`` picks ``raw`` or ``ema``; ``auto`` takes the one that scored
+    better in the last epoch.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     net = create_net(state["arch"], **state.get("arch_kwargs", {}))
-    weights = state["model"]
-    if state.get("ema"):
-        weights = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-    net.load_state_dict(weights)
+    if weights == "auto" and state.get("history"):
+        weights = state["history"][-1].get("scored", "ema")
+    params = state["model"]
+    if state.get("ema") and weights in ("auto", "ema"):
+        params = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    net.load_state_dict(params)
     net.eval()
     return net, state
 
