@@ -29,3 +29,16 @@ def test_output_shapes(name):
 def test_emonet_is_configurable():
     small = create_net("emonet", width=16, blocks=(1, 1, 1, 1))
     assert count_parameters(small) < count_parameters(create_net("emonet"))
+
+
+def test_every_recipe_parses_and_builds_its_net():
+    from pathlib import Path
+
+    from emolens.training.recipe import Recipe
+
+    recipes = sorted((Path(__file__).resolve().parents[1] / "recipes").rglob("*.toml"))
+    assert len(recipes) >= 6
+    for path in recipes:
+        r = Recipe.load(path)
+        net = create_net(r.net.name, **r.net.args)
+        assert count_parameters(net) > 0, path
