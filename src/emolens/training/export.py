@@ -167,7 +167,72 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
     card["file_size_bytes"] = out.stat().st_size
     card["latency_ms_batch1"] = _latency_ms(model, spec)
     card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")
+    out.with_suffix(".md").write_text(card_markdown(card, checkpoint))
     return card
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def card_markdown(card: dict, checkpoint: Path) -> str:
+    """The model card for people: what the model is, how it was made, what it scores."""
+    v = card.get("validation", {})
+    c = card.get("calibration", {})
+    r = card.get("recipe", {})
+    t = r.get("train", {})
+    name = r.get("name", "RECIPE")
+    source = r.get("source") or f"recipes/{name}.toml"
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"- **Architecture**: `{card['architecture']}` {card.get('architecture_args') or ''} "
+        f"({card['parameters'] / 1e6:.2f} M parameters), two heads: 7-way softmax classification and "
+        "7 sigmoid intensities.",
+        f"- **Input**: {card['input']['size']}x{card['input']['size']} grey face, pixels / 255, "
+        f"then (x - {card['input']['mean']}) / {card['input']['std']}; NCHW float32.",
+        f"- **Labels**: {', '.join(card['labels'])} (FER2013 order).",
+        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as float16, computed in float32); "
+        f"batch-1 latency at export {card.get('latency_ms_batch1')} ms.",
+        "",
+        "## How it was made",
+        "",
+        f"- **Data**: FER2013 `{r.get('data', {}).get('train_split', 'Training')}` rows only "
+        f"(`{r.get('data', {}).get('path')}`), FER+ vote fractions (`{r.get('data', {}).get('ferplus')}`) as "
+        "intensity targets; model selected on `PublicTest`. PrivateTest was never used.",
+        f"- **Recipe**: `{source}` — {t.get('epochs')} epochs, {t.get('optimizer')} "
+        f"lr {t.get('lr')} ({t.get('schedule')}), batch {t.get('batch_size')}, weight decay {t.get('weight_decay')}, "
+        f"label smoothing {t.get('label_smoothing')}, intensity loss weight {t.get('intensity_weight')}, "
+        f"EMA {t.get('ema_decay')}, seed {t.get('seed')}; augmentation {r.get('augment')}.",
+        f"- **Training time**: {card['training'].get('wall_time_minutes')} min for "
+        f"{card['training'].get('epochs')} epochs on a 2-core CPU (fp32).",
+        "- **Reproduce**:",
+        "",
+        "  ```",
+        f"  emolens train --recipe {source} --out runs/{name}",
+        f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx",
+        "  ```",
+        "",
+        "## Measured at export (FER2013 PublicTest)",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| accuracy, single pass | {_pct(v.get('accuracy'))} |",
+        f"| accuracy, mirror TTA | {_pct(v.get('accuracy_tta'))} |",
+        f"| macro-F1 | {v.get('macro_f1', float('nan')):.4f} |",
+        f"| intensity RMSE vs FER+ vote fractions | {v.get('intensity_rmse') or float('nan'):.4f} |",
+        f"| FER+ majority-vote accuracy | {_pct(v.get('ferplus_majority_accuracy'))} |",
+        f"| ECE before / after temperature {c.get('temperature', 1.0):.2f} | "
+        f"{c.get('ece_before', float('nan')):.4f} / {c.get('ece_after', float('nan')):.4f} |",
+        f"| rows | {v.get('n')} |",
+        "",
+        "Per-class recall: " + ", ".join(f"{k} {100 * x:.1f}%" for k, x in v.get("per_class_recall", {}).items()),
+        "",
+        "Limits: trained on 48x48 grey web faces with noisy labels; weakest on disgust and fear; "
+        "scores describe facial appearance, not felt emotion.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _latency_ms(model: EmotionModel, spec: InputSpec, runs: int = 200) -> float:

@@ -53,6 +53,7 @@ class TrainConfig:
 @dataclass
 class Recipe:
     name: str = "run"
+    source: str = ""          # the recipe file it was read from
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -72,6 +73,7 @@ class Recipe:
 
         return cls(
             name=d.get("name", "run"),
+            source=d.get("source", ""),
             data=build(DataConfig, d.get("data", {})),
             net=build(NetConfig, d.get("net", {})),
             train=build(TrainConfig, d.get("train", {})),
@@ -89,4 +91,5 @@ class Recipe:
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML ({exc})") from None
         d.setdefault("name", path.stem)
+        d["source"] = str(path)
         return cls.from_dict(d)
