@@ -19,7 +19,7 @@ from typer.testing import CliRunner  # noqa: E402
 from emolens.cli import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "recipes" / "emonet_s30.toml"
+RECIPE = ROOT / "recipes" / "emonet_s20.toml"
 runner = CliRunner()
 
 
@@ -70,6 +70,16 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, fer
     assert runner.invoke(app, args).exit_code == 0
     c = torch.load(other / "last.pt", weights_only=False)["model"]
     assert any(not torch.equal(a["model"][k], c[k]) for k in c)
+
+
+def test_resume_with_more_epochs_retargets_the_schedule(tmp_path, fer2013_path, ferplus_path):
+    out = tmp_path / "run"
+    assert runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)).exit_code == 0
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=2, limit=128))
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in entries] == [1, 2]
+    assert torch.load(out / "last.pt", weights_only=False)["scheduler"]["total_steps"] == 2 * 2
 
 
 def test_export_parity_and_model_card(smoke_run, tmp_path):

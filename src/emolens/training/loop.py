@@ -176,7 +176,16 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        done_steps = state["scheduler"]["last_epoch"]
+        if state["scheduler"].get("total_steps", t.epochs * steps_per_epoch) == t.epochs * steps_per_epoch:
+            sched.load_state_dict(state["scheduler"])
+        else:
+            # The epoch count changed: re-target the schedule, continuing from the current step.
+            sched = make_scheduler(opt, recipe, steps_per_epoch)
+            sched.last_epoch = done_steps - 1
+            sched.step()
+            log.info("schedule re-targeted to %d epochs from step %d (lr now %.4g)", t.epochs, done_steps,
+                     opt.param_groups[0]["lr"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]

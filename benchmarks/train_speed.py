@@ -1,0 +1,61 @@
+"""Training throughput of each architecture on this CPU (forward + backward + SGD step).
+
+    python benchmarks/train_speed.py [--nets emonet vgg_compact ...] [--batch 128] [--threads 2] [--steps 6]
+
+Random 48x48 batches, channels-last, fp32 and (where the CPU has native bf16) bf16
+autocast. Prints parameters, images/s and the implied minutes per FER2013 epoch (28,697 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import markdown_table
+
+FER2013_TRAIN_ROWS = 28_697
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nets", nargs="*", default=None, help="architectures (default: all registered)")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=6)
+    args = ap.parse_args()
+    import torch
+    import torch.nn.functional as F
+
+    from emolens.training.loop import cpu_has_native_bf16
+    from emolens.training.nets import count_parameters, create_net, list_nets
+
+    torch.set_num_threads(args.threads)
+    modes = [False] + ([True] if cpu_has_native_bf16() else [])
+    rows = []
+    for name in args.nets or list_nets():
+        for bf16 in modes:
+            torch.manual_seed(0)
+            net = create_net(name).to(memory_format=torch.channels_last).train()
+            opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+            x = torch.randn(args.batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+            y = torch.randint(0, 7, (args.batch,))
+            times = []
+            for _ in range(args.steps):
+                t = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits, _ = net(x)
+                loss = F.cross_entropy(logits.float(), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - t)
+            step = sorted(times[1:])[len(times[1:]) // 2]
+            ips = args.batch / step
+            rows.append([name, f"{count_parameters(net) / 1e6:.2f} M", "bf16" if bf16 else "fp32",
+                         f"{ips:.0f}", f"{FER2013_TRAIN_ROWS / ips / 60:.1f}"])
+    print(markdown_table(["net", "parameters", "precision", "images/s", "min per FER2013 epoch"], rows))
+    print(f"\nbatch {args.batch}, {args.threads} threads, native bf16: {cpu_has_native_bf16()}")
+
+
+if __name__ == "__main__":
+    main()
