@@ -263,6 +263,133 @@ def _print_photo_table(result) -> None:
         console.print(f"annotated: {result.annotated}", style="dim", highlight=False, soft_wrap=True)
 
 
+@app.command("video")
+def video_command(
+    source: str = typer.Argument(..., metavar="INPUT", help="A video file (mp4, avi, mkv, webm, mov, ...) "
+                                 "or a camera number (0 = the first camera)."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", metavar="FILE", help="One row per frame and face: "
+                                           "frame, time, track id, box, emotion, 7 scores, 7 intensities "
+                                           "(smoothed)."),
+    jsonl_out: Optional[Path] = typer.Option(None, "--jsonl", metavar="FILE", help="The same as JSON Lines, "
+                                             "with raw (unsmoothed) values and landmarks."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE.mp4", help="Write the annotated "
+                                       "video (boxes, track ids, emotions, score bars)."),
+    summary: bool = typer.Option(False, "--summary", help="Print per-face emotion shares and the dominant "
+                                 "emotion (the default when no other output is asked for)."),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
+                                                help="Write the per-face summary as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Write an emotion timeline "
+                                        "per face."),
+    show: bool = typer.Option(False, "--show", help="Show a live window (needs a display and OpenCV with a "
+                              "GUI; q or Esc stops)."),
+    every: int = typer.Option(1, "--every", min=1, help="Analyse every Nth frame of a file."),
+    realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own speed and drop frames when "
+                                  "analysis lags, as with a camera."),
+    detect_every: int = typer.Option(5, "--detect-every", min=1, help="Run the face detector every N analysed "
+                                     "frames; faces are followed by their landmarks in between (1: detect on "
+                                     "every frame)."),
+    half_life: float = typer.Option(0.5, "--half-life", min=0.0, help="Smoothing half-life in seconds "
+                                    "(0: no smoothing)."),
+    max_missed: int = typer.Option(15, "--max-missed", min=0, help="Analysed frames a face may go unseen "
+                                   "before its track ends."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
+                                           "(see `emolens detectors`)."),
+    detect_side: int = typer.Option(640, "--detect-side", min=64, help="Longest side of the frame copy the "
+                                    "detector runs on (smaller: faster, misses small faces)."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
+                                         "(default: the shipped model)."),
+    max_faces: Optional[int] = typer.Option(None, help="Keep only the N largest faces per frame."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Recognise emotions on the faces of a video file or a live camera, in real time.
+
+    Faces keep a track id across frames; their scores are smoothed over time. Outputs are
+    written as frames are processed; Ctrl-C stops and keeps what was written (exit code 130).
+    """
+    from emolens.faces.detect import UnknownDetectorError
+    from emolens.recognize import Recognizer
+    from emolens.runtime import ModelError
+    from emolens.video import VideoError, VideoOutputs, gui_problem, open_source, run_video
+
+    if show and (problem := gui_problem()):
+        fail(problem)
+    try:  # the input first: a wrong path is reported before the models load
+        opened = open_source(source, every=every, realtime=realtime)
+    except VideoError as exc:
+        fail(str(exc))
+    try:
+        options = {} if detector is None else {"detector": detector}
+        recognizer = Recognizer(model=model, align=align, max_faces=max_faces, detect_side=detect_side, **options)
+    except (ModelError, UnknownDetectorError, ValueError) as exc:
+        opened.close()
+        fail(str(exc))
+    outputs = VideoOutputs(csv=csv_out, jsonl=jsonl_out, video=out, summary_json=summary_json, plot=plot)
+    print_summary = summary or not any([csv_out, jsonl_out, out, summary_json, plot, show])
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err_console, transient=True,
+                   disable=not progress)
+    state = {}
+
+    def on_start(src) -> None:
+        state["task"] = bar.add_task(Path(src.name).name if not src.name.startswith("camera") else src.name,
+                                     total=src.expected, rate="")
+
+    def on_frame(result, run) -> None:
+        rate = f"{run.processing_fps:.1f} frames/s" + (f", {run.dropped} dropped" if run.dropped else "")
+        bar.update(state["task"], advance=1, rate=rate)
+
+    try:
+        with bar:
+            report = run_video(recognizer, opened, outputs, show=show, on_frame=on_frame, on_start=on_start,
+                               detect_every=detect_every, half_life=half_life, max_missed=max_missed)
+    except VideoError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:  # before the first frame (while opening)
+        fail("interrupted before any frame was analysed", code=130)
+    if print_summary:
+        _print_video_summary(report)
+    written = [str(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
+    err_console.print(f"{report.processed} frames analysed in {report.seconds:.1f} s "
+                      f"({report.processing_fps:.1f} frames/s), {len(report.tracks)} face track(s)"
+                      + (f", {report.dropped} frames dropped" if report.dropped else "")
+                      + (f"; written: {', '.join(written)}" if written else ""), highlight=False, soft_wrap=True)
+    for warning in report.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    if report.error:
+        fail(f"{report.error} (outputs hold the {report.processed} frames analysed before it)", code=1)
+    if report.interrupted:
+        fail(f"interrupted after {report.processed} frames; the outputs hold those frames", code=130)
+
+
+def _print_video_summary(report) -> None:
+    from rich import box
+
+    if not report.tracks:
+        console.print(f"[bold]{report.source}[/]: no face found in {report.processed} frames", highlight=False,
+                      soft_wrap=True)
+        return
+    table = Table(title=f"{report.source}: {len(report.tracks)} face track(s), {report.processed} frames",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column("track", justify="right", no_wrap=True)
+    table.add_column("frames", justify="right", no_wrap=True)
+    table.add_column("time (s)", no_wrap=True)
+    table.add_column("dominant", style="bold", no_wrap=True)
+    for e in EMOTIONS:
+        table.add_column(e[:4] if len(e) > 5 else e, justify="right", no_wrap=True)
+    for stats in sorted(report.tracks.values(), key=lambda s: s.track_id):
+        d = stats.to_dict()
+        cells = [f"{d['shares'][e]:.0%}" for e in EMOTIONS]
+        table.add_row(f"#{d['track_id']}", str(d["frames"]), f"{d['start']:.1f}-{d['end']:.1f}",
+                      f"{d['dominant']} {d['mean_scores'][d['dominant']]:.2f}", *cells)
+    console.print(table)
+    console.print("share of frames per top emotion (smoothed); dominant = highest mean smoothed score",
+                  style="dim")
+
+
 @app.command("detectors")
 def detectors_command() -> None:
     """List the face detector backends for --detector."""

@@ -34,6 +34,45 @@ def plot_confusion(report: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
+def plot_timeline(series: dict, path: str | Path, title: str = "", max_tracks: int = 12) -> None:
+    """Emotion scores over time, one subplot per track (the longest ``max_tracks``), as a PNG.
+
+    ``series``: ``{track_id: (times (n,), scores (n, 7))}`` (``emolens.video.Timeline.series()``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emolens.emotions import EMOTIONS
+
+    shown = sorted(series, key=lambda k: -len(series[k][0]))[:max_tracks]
+    shown.sort()
+    n = max(1, len(shown))
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.0 + 1.9 * n), sharex=True, squeeze=False)
+    if not shown:
+        axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].set_yticks([])
+    for ax, tid in zip(axes[:, 0], shown):
+        t, v = series[tid]
+        for k, e in enumerate(EMOTIONS):
+            b, g, r = EMOTION_COLORS[e]
+            ax.plot(t, v[:, k], color=(r / 255, g / 255, b / 255), lw=1.4, label=e,
+                    marker="." if len(t) < 3 else None)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"track #{tid}")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    if shown:
+        axes[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, 1.02 + 0.35 / n), ncol=len(EMOTIONS),
+                          fontsize=8, frameon=False)
+    more = len(series) - len(shown)
+    fig.suptitle(title + (f" ({more} shorter tracks not shown)" if more > 0 else ""), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------------------------------
 # overlays on pictures (OpenCV)
 
@@ -84,11 +123,14 @@ def _panel_origin(box, pw, ph, W, H, gap, taken):
     return min(max(x + w - pw, 0), max(W - pw, 0)), min(max(y + h - ph, 0), max(H - ph, 0))
 
 
-def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) -> np.ndarray:
+def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE,
+               tags: list[str] | None = None) -> np.ndarray:
     """The picture with each face's box, landmarks, top emotion and a bar chart of its 7 scores.
 
     Pictures whose longest side is below ``min_side`` are enlarged first (see
-    ``annotated_size``); the input is not modified.
+    ``annotated_size``; 0 keeps the size, as video does); the input is not modified.
+    ``tags``: a short text per face written in its box (video: the track id); by
+    default faces are numbered when there are several.
     """
     import cv2
 
@@ -108,7 +150,8 @@ def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) 
     bar_w = int(round(90 * unit))
     pw = pad * 4 + name_w + bar_w + pct_w
     ph = pad * 2 + row * len(EMOTIONS)
-    taken = []
+    # Panels avoid the other faces as well as each other.
+    taken = [tuple(int(round(v * s)) for v in face.box) for face in faces]
     for i, face in enumerate(faces):
         x, y, w, h = (int(round(v * s)) for v in face.box)
         color = EMOTION_COLORS.get(face.emotion, (255, 255, 255))
@@ -135,8 +178,9 @@ def draw_faces(image_bgr: np.ndarray, faces, min_side: int = ANNOTATE_MIN_SIDE) 
             roi = canvas[y0:y1, x0:x1]
             canvas[y0:y1, x0:x1] = cv2.addWeighted(roi, 0.3, np.full_like(roi, 25), 0.7, 0)
             cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, thick, cv2.LINE_AA)
-        if len(faces) > 1:
-            _text(canvas, f"#{i + 1}", (x + pad // 2, y + h - pad), font, color, thick)
+        tag = tags[i] if tags is not None else (f"#{i + 1}" if len(faces) > 1 else None)
+        if tag:
+            _text(canvas, tag, (x + pad // 2, y + h - pad), font * 1.2, color, thick)
         for k, e in enumerate(EMOTIONS):
             p = float(face.scores.get(e, 0.0))
             cy = py + pad + k * row

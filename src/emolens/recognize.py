@@ -21,7 +21,7 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.faces.align import DEFAULT_CROP, CropSpec, crop_face, get_crop
-from emolens.faces.detect import DEFAULT_DETECTOR, FaceDetector, get_detector
+from emolens.faces.detect import DEFAULT_DETECTOR, Detection, FaceDetector, get_detector
 from emolens.faces.landmarks import MIN_LANDMARK_FACE, LandmarkPredictor
 from emolens.images import read_image, read_image_scaled, to_bgr8, to_grey
 
@@ -142,29 +142,51 @@ class Recognizer:
         t0 = time.perf_counter()
         grey = self._grey(image, color)
         t1 = time.perf_counter()
+        detections = self.detect(grey)
+        t2 = time.perf_counter()
+        located = self.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections])
+        self.times.convert, self.times.detect = t1 - t0, t2 - t1
+        return located
+
+    def detect(self, grey: np.ndarray) -> list[Detection]:
+        """Face boxes in a grey uint8 image (largest first), after ``min_face`` and ``max_faces``.
+
+        The detection step of ``locate`` alone: video runs it every few frames and tracks
+        the faces in between with ``locate_boxes``.
+        """
         detections = [d for d in self.detector(grey) if min(d.box[2], d.box[3]) >= self.min_face]
         if self.max_faces is not None:
             detections = detections[: self.max_faces]
+        return detections
+
+    def locate_boxes(self, grey: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
+                     scores: Sequence[float] | None = None) -> list[LocatedFace]:
+        """Landmarks and model crops for faces whose boxes are already known (no detection).
+
+        ``grey``: the picture as 2-D uint8; ``boxes``: ``(x, y, w, h)`` in its pixels.
+        Sets ``times.landmarks`` and ``times.align`` (``convert`` and ``detect`` to 0).
+        """
         t2 = time.perf_counter()
+        scores = list(scores) if scores is not None else [0.0] * len(boxes)
         marks: list[np.ndarray | None] = []
-        for d in detections:
-            if self.landmarker is not None and min(d.box[2], d.box[3]) >= MIN_LANDMARK_FACE:
-                marks.append(self.landmarker(grey, d.box))
+        for box in boxes:
+            if self.landmarker is not None and min(box[2], box[3]) >= MIN_LANDMARK_FACE:
+                marks.append(self.landmarker(grey, box))
             else:
                 marks.append(None)
         t3 = time.perf_counter()
         located = []
         size = self.input_size
-        for d, lm in zip(detections, marks):
+        for box, lm, score in zip(boxes, marks, scores):
             aligned = self.crop.mode == "aligned" and lm is not None
             if aligned:
                 crop = crop_face(grey, self.crop, size, landmarks=lm)
             else:
                 spec = self.crop if self.crop.mode == "box" else self.box_crop
-                crop = crop_face(grey, spec, size, box=d.box)
-            located.append(LocatedFace(d.box, lm, crop, aligned, d.score))
+                crop = crop_face(grey, spec, size, box=box)
+            located.append(LocatedFace(tuple(int(v) for v in box), lm, crop, aligned, score))
         t4 = time.perf_counter()
-        self.times = StageTimes(convert=t1 - t0, detect=t2 - t1, landmarks=t3 - t2, align=t4 - t3)
+        self.times = StageTimes(landmarks=t3 - t2, align=t4 - t3)
         return located
 
     def classify(self, located: Sequence[LocatedFace]) -> list[Face]:
@@ -199,6 +221,28 @@ class Recognizer:
             bgr, factor = read_image_scaled(image)
             return [f.scaled(factor) for f in self.classify(self.locate(bgr, "bgr"))]
         return self.classify(self.locate(image, color))
+
+    def stream(self, source, every: int = 1, realtime: bool = False, detect_every: int | None = None,
+               half_life: float | None = None, max_missed: int | None = None, **options):
+        """Faces and emotions frame by frame in a video file, a camera or a ``emolens.video.FrameSource``.
+
+        ``source``: a file path, a camera number (``0``), a ``FrameSource``, or an iterable of
+        BGR frames. Yields an ``emolens.video.FrameResult`` per analysed frame: ``index``,
+        ``timestamp`` (s), and ``faces`` (``TrackedFace``: ``track_id``, ``box``,
+        ``landmarks``, smoothed ``scores``/``intensity``/``emotion`` and their ``raw_*``).
+
+        every: analyse every Nth frame of a file. realtime: play a file at its own speed,
+        dropping frames when analysis lags (cameras always do). detect_every: run the face
+        detector every N analysed frames and follow faces by their landmarks in between.
+        half_life: smoothing half-life in seconds (0: off). max_missed: analysed frames a face
+        may go unseen before its track ends. See ``emolens.video`` for the details.
+        """
+        from emolens import video
+
+        tuning = {k: v for k, v in (("detect_every", detect_every), ("half_life", half_life),
+                                    ("max_missed", max_missed)) if v is not None}
+        return video.stream(self, source, every=every, realtime=realtime, color=options.pop("color", "bgr"),
+                            **tuning, **options)
 
     def _grey(self, image, color: str | None) -> np.ndarray:
         if isinstance(image, (str, Path)):

@@ -1,0 +1,1 @@
+"""Helpers for emolens' own tests and benchmarks (not needed to use emolens)."""

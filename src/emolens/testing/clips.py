@@ -1,0 +1,240 @@
+"""Video clips made from real face photos, for tests and benchmarks of ``emolens video``.
+
+A clip is a static textured background with face photos ("actors") pasted in with feathered
+edges. Each actor follows keyframes ``(t, cx, cy, side)`` (seconds, pixels),
+linearly interpolated, and is visible from its first keyframe time to its last, so faces
+move, grow, shrink, enter and leave::
+
+    from emolens.testing.clips import Actor, write_clip
+    write_clip("clip.mp4", [Actor(photo, [(0, 200, 240, 160), (3, 440, 240, 220)])],
+               size=(640, 480), fps=30, seconds=3)
+
+``write_clip`` uses ``cv2.VideoWriter`` (mp4v in .mp4/.mov, MJPG in .avi, ...);
+``write_vfr_avi`` writes a variable-frame-rate MJPEG AVI (skipped frame slots are empty
+chunks, which FFmpeg reads as gaps in the timestamps). Presets build the clips the
+tests and ``benchmarks/video_fps.py`` share.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "XVID",
+                    ".webm": "VP80"}
+
+
+@dataclass
+class Actor:
+    """A face photo following ``keyframes`` ``[(t, cx, cy, side), ...]`` (visible from first to last t)."""
+
+    photo: str | Path | np.ndarray
+    keyframes: Sequence[tuple[float, float, float, float]]
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.keyframes = sorted(self.keyframes)
+        if isinstance(self.photo, np.ndarray):
+            self.image = self.photo
+        else:
+            self.image = cv2.imread(str(self.photo))
+            if self.image is None:
+                raise FileNotFoundError(f"{self.photo}: cannot read the actor's photo")
+
+    @property
+    def start(self) -> float:
+        return self.keyframes[0][0]
+
+    @property
+    def end(self) -> float:
+        return self.keyframes[-1][0]
+
+    def pose(self, t: float) -> tuple[float, float, float] | None:
+        """(cx, cy, side) at time t, or None when not on screen."""
+        if t < self.start or t > self.end:
+            return None
+        times = [k[0] for k in self.keyframes]
+        return tuple(float(np.interp(t, times, [k[i] for k in self.keyframes])) for i in (1, 2, 3))
+
+    def sprite(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """The photo resized to ``side`` and its alpha mask with feathered edges (float32 0..1, HxWx1)."""
+        if side not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            patch = cv2.resize(self.image, (side, side), interpolation=cv2.INTER_AREA)
+            edge = max(1, int(round(side * 0.06)))
+            mask = np.zeros((side, side), np.float32)
+            mask[edge:side - edge, edge:side - edge] = 1.0
+            mask = cv2.GaussianBlur(mask, (0, 0), edge / 2)[:, :, None]
+            self._cache[side] = (patch, mask)
+        return self._cache[side]
+
+
+@dataclass
+class ClipInfo:
+    path: Path
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    timestamps: list[float] | None = None   # seconds per written frame (variable frame rate clips)
+
+
+def background(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A smooth textured BGR background (blurred noise over a gradient), like a room behind a person."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    grey = rng.normal(0, 35, (max(2, h // 40), max(2, w // 40), 1)).astype(np.float32)
+    tint = rng.normal(0, 8, (max(2, h // 40), max(2, w // 40), 3)).astype(np.float32)
+    noise = cv2.resize(grey + tint, (w, h), interpolation=cv2.INTER_CUBIC)
+    ramp = np.linspace(80, 150, w, dtype=np.float32)[None, :, None]
+    return np.clip(noise + ramp + np.array([12, 0, -12], np.float32), 0, 255).astype(np.uint8)
+
+
+def render(base: np.ndarray, actors: Sequence[Actor], t: float, rng: np.random.Generator | None = None,
+           jitter: float = 0.0, noise: float = 0.0) -> np.ndarray:
+    """One frame at time ``t``: actors pasted on ``base``; optional per-frame position jitter (px) and noise (sigma)."""
+    frame = base.copy()
+    H, W = frame.shape[:2]
+    for actor in actors:
+        pose = actor.pose(t)
+        if pose is None:
+            continue
+        cx, cy, side = pose
+        if rng is not None and jitter > 0:
+            cx += rng.uniform(-jitter, jitter)
+            cy += rng.uniform(-jitter, jitter)
+        side = max(4, int(round(side)))
+        patch, mask = actor.sprite(side)
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, W), min(y0 + side, H)
+        if fx1 <= fx0 or fy1 <= fy0:
+            continue
+        p = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0].astype(np.float32)
+        m = mask[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        roi = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+        frame[fy0:fy1, fx0:fx1] = (p * m + roi * (1 - m)).astype(np.uint8)
+    if rng is not None and noise > 0:
+        frame = np.clip(frame + rng.normal(0, noise, frame.shape).astype(np.float32), 0, 255).astype(np.uint8)
+    return frame
+
+
+def write_clip(path: str | Path, actors: Sequence[Actor], size: tuple[int, int] = (640, 480), fps: float = 30,
+               seconds: float = 3.0, jitter: float = 0.0, noise: float = 0.0, seed: int = 0,
+               fourcc: str | None = None, on_frame: Callable[[int], None] | None = None) -> ClipInfo:
+    """Render and encode a constant-frame-rate clip; ``size`` is (width, height)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    code = fourcc or FOURCC_BY_SUFFIX.get(path.suffix.lower(), "mp4v")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), float(fps), tuple(size))
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: OpenCV cannot write {code} video here")
+    base = background(size, seed)
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    try:
+        for i in range(n):
+            writer.write(render(base, actors, i / fps, rng, jitter, noise))
+            if on_frame is not None:
+                on_frame(i)
+    finally:
+        writer.release()
+    return ClipInfo(path, n, float(fps), tuple(size))
+
+
+def write_vfr_avi(path: str | Path, actors: Sequence[Actor], slots: Sequence[bool], size=(640, 480),
+                  fps: float = 30, seed: int = 0, quality: int = 90) -> ClipInfo:
+    """A variable-frame-rate MJPEG AVI: one frame per True slot of a ``1/fps`` grid, nothing for False.
+
+    AVI stores time as slot counts; an empty chunk is a slot without a frame, so
+    the frames that exist have irregular timestamps (FFmpeg reports the gaps).
+    """
+    path = Path(path)
+    w, h = size
+    base = background(size, seed)
+    rng = np.random.default_rng(seed)
+    chunks, timestamps = [], []
+    for i, present in enumerate(slots):
+        if present:
+            t = i / fps
+            ok, data = cv2.imencode(".jpg", render(base, actors, t, rng), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            chunks.append(data.tobytes())
+            timestamps.append(t)
+        else:
+            chunks.append(b"")
+    _write_mjpeg_avi(path, chunks, fps, w, h)
+    return ClipInfo(path, len(timestamps), float(fps), tuple(size), timestamps)
+
+
+def _write_mjpeg_avi(path: Path, chunks: list[bytes], fps: float, w: int, h: int) -> None:
+    def chunk(fcc: bytes, data: bytes) -> bytes:
+        return fcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    def lst(kind: bytes, body: bytes) -> bytes:
+        return b"LIST" + struct.pack("<I", len(body) + 4) + kind + body
+
+    n = len(chunks)
+    rate, scale = int(round(fps * 1000)), 1000
+    avih = struct.pack("<IIIIIIIIII4I", int(1e6 / fps), 0, 0, 0x10, n, 0, 1, 1 << 20, w, h, 0, 0, 0, 0)
+    strh = b"vids" + b"MJPG" + struct.pack("<IHHIIIIIIIIhhhh", 0, 0, 0, 0, scale, rate, 0, n, 1 << 20,
+                                           0xFFFFFFFF, 0, 0, 0, w, h)
+    strf = struct.pack("<IiiHH4sIiiII", 40, w, h, 1, 24, b"MJPG", w * h * 3, 0, 0, 0, 0)
+    hdrl = lst(b"hdrl", chunk(b"avih", avih) + lst(b"strl", chunk(b"strh", strh) + chunk(b"strf", strf)))
+    movi, index = [], []
+    offset = 4
+    for data in chunks:
+        c = chunk(b"00dc", data)
+        index.append(b"00dc" + struct.pack("<III", 0x10 if data else 0, offset, len(data)))
+        movi.append(c)
+        offset += len(c)
+    body = b"AVI " + hdrl + lst(b"movi", b"".join(movi)) + chunk(b"idx1", b"".join(index))
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+# ---------------------------------------------------------------------------------------
+# presets shared by tests and benchmarks
+
+
+def photo_paths(photos: str | Path) -> list[Path]:
+    """The face photos of a photos-dev folder (``photos/images/*.jpg``), sorted."""
+    photos = Path(photos)
+    folder = photos / "images" if (photos / "images").is_dir() else photos
+    return sorted(folder.glob("*.jpg"))
+
+
+def moving_face(photo, size=(640, 480), seconds: float = 3.0) -> list[Actor]:
+    """One face crossing the frame left to right while growing then shrinking (about 0.35 to 0.5 of the height)."""
+    w, h = size
+    s = h / 480
+    return [Actor(photo, [(0.0, w * 0.3, h * 0.5, 170 * s), (seconds / 2, w * 0.5, h * 0.47, 240 * s),
+                          (seconds, w * 0.7, h * 0.5, 190 * s)])]
+
+
+def steady_face(photo, size=(640, 480), seconds: float = 3.0) -> list[Actor]:
+    """One still face in the middle (use ``jitter``/``noise`` in ``write_clip`` for camera-like shake)."""
+    w, h = size
+    return [Actor(photo, [(0.0, w / 2, h / 2, h * 0.5), (seconds, w / 2, h / 2, h * 0.5)])]
+
+
+def three_faces(photos: Sequence, size=(640, 480), seconds: float = 3.0) -> list[Actor]:
+    """Three faces side by side, drifting slowly (about 0.3 of the width each)."""
+    w, h = size
+    side = min(w * 0.3, h * 0.5)
+    return [Actor(p, [(0.0, w * (0.18 + 0.32 * i), h * 0.45 + 15 * (i - 1), side),
+                      (seconds, w * (0.18 + 0.32 * i) + 10, h * 0.5 - 15 * (i - 1), side * 0.92)])
+            for i, p in enumerate(photos[:3])]
+
+
+def enter_and_leave(photo_a, photo_b, size=(640, 480), seconds: float = 3.0,
+                    enter: float | None = None, leave: float | None = None) -> list[Actor]:
+    """Face A stays on the left all along; face B appears on the right at ``enter`` and goes at ``leave``."""
+    w, h = size
+    enter = seconds / 3 if enter is None else enter
+    leave = 2 * seconds / 3 if leave is None else leave
+    side = h * 0.42
+    return [Actor(photo_a, [(0.0, w * 0.27, h * 0.5, side), (seconds, w * 0.29, h * 0.5, side)]),
+            Actor(photo_b, [(enter, w * 0.73, h * 0.5, side), (leave, w * 0.72, h * 0.52, side)])]
