@@ -119,6 +119,14 @@ def test_box_iou_and_greedy_match():
     assert greedy_match([(0, 0, 100, 100)], [(400, 0, 100, 100)]) == []
 
 
+def test_nested_detections_are_dropped():
+    from emolens.faces.detect import Detection
+    from emolens.video import drop_nested
+
+    face, mouth, other = Detection((100, 100, 200, 200)), Detection((140, 220, 110, 70)), Detection((320, 90, 150, 150))
+    assert drop_nested([mouth, face, other]) == [face, other]
+
+
 def test_timeline_memory_is_bounded():
     from emolens.video import FrameResult, TrackedFace
 

@@ -513,6 +513,28 @@ def greedy_match(track_boxes: Sequence, det_boxes: Sequence, iou_threshold: floa
     return out
 
 
+def drop_nested(detections: list, overlap: float = 0.4) -> list:
+    """Detections without those lying mostly (``overlap`` of their area) inside a larger one.
+
+    Cascade detectors sometimes fire on part of a face (a mouth, an eye pair) as well as
+    on the face; such a box would become a second, false track.
+    """
+    kept = []
+    for d in sorted(detections, key=lambda d: -d.box[2] * d.box[3]):
+        x, y, w, h = d.box
+        inside = False
+        for k in kept:
+            kx, ky, kw, kh = k.box
+            iw = min(x + w, kx + kw) - max(x, kx)
+            ih = min(y + h, ky + kh) - max(y, ky)
+            if iw > 0 and ih > 0 and iw * ih >= overlap * w * h:
+                inside = True
+                break
+        if not inside:
+            kept.append(d)
+    return kept
+
+
 @dataclass
 class Track:
     """A face followed across frames (internal state of ``FaceTracker``)."""
@@ -696,7 +718,7 @@ class FaceTracker:
         detect = self.count % self.detect_every == 0
         if detect:
             with _single_pass(rec.detector):
-                detections = rec.detect(grey)
+                detections = drop_nested(rec.detect(grey))
             det_boxes = [d.box for d in detections]
             pairs = greedy_match([t.box for t in self.tracks], det_boxes, self.iou_threshold)
             owner = {di: self.tracks[ti] for ti, di in pairs}
@@ -1098,8 +1120,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             writers.append(JsonlWriter(outputs.jsonl))
         video_writer = None
         if outputs.video:
-            fps = src.fps if src.live else src.fps / src.every
-            video_writer = AnnotatedVideoWriter(outputs.video, fps)
+            video_writer = AnnotatedVideoWriter(outputs.video, src.fps / src.every)
         summary_path = _output_path(outputs.summary_json, "summary") if outputs.summary_json else None
         plot_path = _output_path(outputs.plot, "timeline plot") if outputs.plot else None
         timeline = Timeline() if plot_path else None
