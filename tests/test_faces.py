@@ -16,13 +16,13 @@ from emolens.faces.landmarks import SHAPE_PREDICTOR_68, LandmarkPredictor, eye_c
 
 def test_registry_lists_required_backends():
     names = list_detectors()
-    assert {"haar", "dlib", "dlib+haar"} <= set(names)
+    assert {"haar", "dlib", "dlib+haar", "blazeface", "blazeface+dlib"} <= set(names)
     assert all(isinstance(d, str) and d for d in names.values())
     with pytest.raises(UnknownDetectorError, match="haar"):
         get_detector("nope")
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn", "dlib+haar"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn", "dlib+haar", "blazeface", "blazeface+dlib"])
 def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     found = get_detector(name)(grey)
@@ -32,11 +32,16 @@ def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     assert w > 100 and h > 100  # the face fills most of the 350 px picture
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib", "dlib+haar"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib+haar", "blazeface", "blazeface+dlib"])
 def test_detectors_handle_tiny_and_blank_images(name):
     det = get_detector(name)
     assert det(np.zeros((1, 1), np.uint8)) == []
     assert det(np.full((200, 300), 128, np.uint8)) == []
+
+
+def test_detectors_ignore_noise():
+    noise = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (480, 640), dtype=np.uint8), (0, 0), 2)
+    assert get_detector("blazeface")(noise) == []
 
 
 def test_large_image_is_detected_downscaled_and_boxes_scaled_back(photo):
@@ -161,3 +166,105 @@ def test_crop_of_a_real_face_is_model_sized(photo):
 def test_unknown_crop_name():
     with pytest.raises(ValueError, match="aligned"):
         get_crop("nope")
+
+
+# ---------------------------------------------------------------------------------------
+# BlazeFace: model file, anchors, decoding, NMS, box convention
+
+
+def test_blazeface_model_ships_with_the_package_and_needs_no_tensorflow():
+    import sys
+
+    from emolens.faces.blazeface import MODEL_FILE
+
+    assert MODEL_FILE.is_file() and 300_000 < MODEL_FILE.stat().st_size < 1_000_000
+    get_detector("blazeface")(np.zeros((64, 64), np.uint8))
+    assert "tensorflow" not in sys.modules
+
+
+def test_blazeface_anchors_follow_mediapipe_layout():
+    from emolens.faces.blazeface import ssd_anchors
+
+    a = ssd_anchors()
+    assert a.shape == (896, 2)                           # 16*16*2 + 8*8*6
+    assert np.allclose(a[0], a[1]) and np.allclose(a[0], [1 / 32, 1 / 32])
+    assert np.allclose(a[2], [3 / 32, 1 / 32])          # x varies fastest
+    assert np.allclose(a[512:518], [1 / 16, 1 / 16])     # second grid: 6 anchors per cell
+    assert np.allclose(a[-1], [15 / 16, 15 / 16])
+
+
+def test_blazeface_decode_puts_boxes_and_keypoints_around_the_anchor():
+    from emolens.faces.blazeface import decode, ssd_anchors
+
+    anchors = ssd_anchors()
+    scores = np.full((1, 896, 1), -10.0, np.float32)
+    regressors = np.zeros((1, 896, 16), np.float32)
+    i = 600                                             # an 8 x 8 grid anchor
+    scores[0, i] = 3.0
+    regressors[0, i, :4] = [4, -2, 40, 30]               # centre offset (4, -2) px, size 40 x 30
+    regressors[0, i, 4:6] = [-10, -8]                    # first keypoint
+    boxes, conf, kps = decode(scores, regressors, anchors)
+    cx, cy = anchors[i] * 128 + [4, -2]
+    assert boxes.shape == (1, 4) and np.allclose(boxes[0], [cx - 20, cy - 15, 40, 30])
+    assert conf[0] == pytest.approx(1 / (1 + math.exp(-3)))
+    assert kps.shape == (1, 6, 2) and np.allclose(kps[0, 0], anchors[i] * 128 + [-10, -8])
+    assert np.allclose(kps[0, 1], anchors[i] * 128)
+
+
+def test_blazeface_weighted_nms_blends_overlaps_and_drops_parts_of_faces():
+    from emolens.faces.blazeface import weighted_nms
+
+    boxes = np.array([[10, 10, 100, 100], [14, 10, 100, 100],  # one face, two boxes
+                      [40, 40, 30, 30],                         # inside it: an eye, not a face
+                      [300, 300, 80, 80]], float)               # another face
+    scores = np.array([0.9, 0.6, 0.55, 0.8])
+    kps = np.repeat(boxes[:, None, :2], 6, axis=1)
+    out, conf, out_kps = weighted_nms(boxes, scores, kps)
+    assert len(out) == 2 and np.allclose(conf, [0.9, 0.8])
+    assert out[0][0] == pytest.approx((10 * 0.9 + 14 * 0.6) / 1.5)  # score-weighted mean
+    assert np.allclose(out[1], [300, 300, 80, 80]) and out_kps.shape == (2, 6, 2)
+    empty = weighted_nms(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 6, 2)))
+    assert [len(e) for e in empty] == [0, 0, 0]
+
+
+def test_blazeface_boxes_follow_the_face_through_the_letterbox(photo):
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    det = get_detector("blazeface")
+    wide = np.full((350, 500), 90, np.uint8)             # bars above and below in the model's input
+    wide[:, 150:] = grey
+    tall = np.full((500, 350), 90, np.uint8)             # bars left and right, same scale
+    tall[150:, :] = grey
+    wx, wy, ww, wh = det(wide)[0].box
+    tx, ty, tw, th = det(tall)[0].box
+    assert abs((wx - 150) - tx) <= 0.05 * tw and abs(wy - (ty - 150)) <= 0.05 * th
+    assert abs(ww - tw) <= 0.05 * tw and abs(wh - th) <= 0.05 * th
+
+
+def test_blazeface_finds_tight_crops_and_small_pictures(photo):
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    x, y, w, h = get_detector("dlib")(grey)[0].box
+    tight = np.ascontiguousarray(grey[y:y + h, x:x + w])  # the face fills the picture
+    det = get_detector("blazeface")
+    assert det(tight)
+    tiny = cv2.resize(tight, (40, 40), interpolation=cv2.INTER_AREA)
+    assert det(tiny)
+
+
+def test_blazeface_box_gives_the_landmarks_dlibs_box_gives(photo):
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    predictor = LandmarkPredictor()
+    reference = predictor(grey, get_detector("dlib")(grey)[0].box)
+    inter_ocular = np.linalg.norm(np.subtract(*eye_centres(reference)))
+
+    def error(box):
+        return np.linalg.norm(predictor(grey, box) - reference, axis=1).mean() / inter_ocular
+
+    calibrated = get_detector("blazeface")(grey)[0].box
+    raw = get_detector("blazeface", box="raw")(grey)[0].box
+    assert error(calibrated) < 0.03
+    assert error(calibrated) <= error(raw)
+
+
+def test_blazeface_rejects_unknown_box_convention():
+    with pytest.raises(ValueError, match="dlib"):
+        get_detector("blazeface", box="square")
