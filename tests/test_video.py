@@ -64,6 +64,22 @@ def tiny_args(tiny_model):
 
 
 # ---------------------------------------------------------------------------------------
+# the Recognizer steps video uses
+
+
+def test_detect_then_locate_boxes_equals_locate(recognizer, photo):
+    image = cv2.imread(str(photo))
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    whole = recognizer.locate(image)
+    detections = recognizer.detect(grey)
+    steps = recognizer.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections])
+    assert [f.box for f in steps] == [f.box for f in whole] and len(steps) == 1
+    assert np.array_equal(steps[0].crop, whole[0].crop) and np.allclose(steps[0].landmarks, whole[0].landmarks)
+    assert recognizer.analyze(image)[0].scores == pytest.approx(recognizer.classify(steps)[0].scores)
+    assert recognizer.locate_boxes(grey, []) == []
+
+
+# ---------------------------------------------------------------------------------------
 # smoothing
 
 
@@ -251,6 +267,27 @@ def test_lost_face_ends_its_track_after_max_missed(recognizer, faces):
     assert tracker.tracks == [] and tracker.ended == 1
     # The face coming back after its track ended is a new track.
     assert tracker.process(Frame(5, 5 / FPS, frame_with)).faces[0].track_id == 2
+
+
+def test_face_missed_by_the_detector_is_still_followed(recognizer, faces, monkeypatch):
+    from emolens.faces.detect import FaceDetector
+
+    real = recognizer.detector
+    calls = []
+
+    class Flaky(FaceDetector):
+        def __call__(self, grey):
+            calls.append(1)
+            return [] if len(calls) in (2, 3) else real(grey)
+
+    monkeypatch.setattr(recognizer, "detector", Flaky())
+    base = clips.background(SIZE)
+    actors = clips.moving_face(faces[0], SIZE, 1.0)
+    tracker = FaceTracker(recognizer, detect_every=1)
+    results = [tracker.process(Frame(i, i / FPS, clips.render(base, actors, i / FPS))) for i in range(6)]
+    assert [len(r.faces) for r in results] == [1] * 6
+    assert {r.faces[0].track_id for r in results} == {1}
+    assert [r.faces[0].detected for r in results] == [True, False, False, True, True, True]
 
 
 def test_stream_accepts_arrays(recognizer, faces):

@@ -6,9 +6,10 @@ The pipeline per frame is the photo one (``Recognizer``), with two video additio
   each tracked face is re-fitted from its previous box by the 68-point landmark model
   (a few milliseconds, against tens for detection) and its box follows the landmarks.
   Detections are matched to tracks greedily by IoU (a centre-distance fallback catches
-  fast faces), so a face keeps its ``track_id``; a face that is not found at a
-  detection is *lost* (not reported) and its track ends after ``max_missed`` processed
-  frames without it; a detection no track claims starts a new track.
+  fast faces), so a face keeps its ``track_id``; a detection no track claims starts a
+  new track. A face the detector misses is still followed while its box moves like a
+  face and its crop looks like the face at its last detection; when that fails it is
+  *lost* (not reported), and its track ends after ``max_missed`` processed frames unseen.
 - **Smoothing.** Each track's 7 scores and 7 intensities go through an exponential
   moving average whose weight comes from the real time between frames,
   ``alpha = 1 - 0.5 ** (dt / half_life)``: after ``half_life`` seconds a step change
@@ -535,7 +536,7 @@ def drop_nested(detections: list, overlap: float = 0.4) -> list:
     return kept
 
 
-@dataclass
+@dataclass(eq=False)
 class Track:
     """A face followed across frames (internal state of ``FaceTracker``)."""
 
@@ -711,6 +712,28 @@ class FaceTracker:
         self.tracks.append(track)
         return track
 
+    def _follow(self, grey: np.ndarray, tracks: list[Track]) -> tuple[list[Track], list]:
+        """Re-fit each track's landmarks from its last box; the tracks (and crops) that still hold a face.
+
+        A track fails (becomes lost) when its new box jumps or resizes more than a face can
+        between frames, leaves the picture, or its crop stops resembling the face at its
+        last detection. Tracks without landmarks (small faces) keep their box.
+        """
+        located = self.recognizer.locate_boxes(grey, [t.box for t in tracks], [0.0] * len(tracks))
+        keep_t, keep_l = [], []
+        for track, loc in zip(tracks, located):
+            if loc.landmarks is not None and track.box_in_marks is not None:
+                box = track.box_from(loc.landmarks)
+                if not _plausible_step(track.box, box, grey.shape) or (
+                        track.template is not None and _similarity(loc.crop, track.template) < self.min_similarity):
+                    track.lost = True       # the face left or the fit failed: wait for the detector
+                    continue
+                loc.box = box
+                track.box, track.landmarks = box, loc.landmarks
+            keep_t.append(track)
+            keep_l.append(loc)
+        return keep_t, keep_l
+
     def process(self, frame: Frame) -> FrameResult:
         rec = self.recognizer
         t0 = time.perf_counter()
@@ -723,33 +746,28 @@ class FaceTracker:
             pairs = greedy_match([t.box for t in self.tracks], det_boxes, self.iou_threshold)
             owner = {di: self.tracks[ti] for ti, di in pairs}
             claimed = {id(t) for t in owner.values()}
-            for t in self.tracks:
-                if id(t) not in claimed:
-                    t.lost = True
             chosen = [owner.get(di) or self._new_track(det_boxes[di]) for di in range(len(detections))]
             located = rec.locate_boxes(grey, det_boxes, [d.score for d in detections])
             for track, loc in zip(chosen, located):
                 track.remember_box(loc.box, loc.landmarks, loc.crop)
                 track.lost = False
+            # Faces the detector missed this time are still followed while they look like themselves
+            # (a turned head, blur); one that overlaps a detection claimed by another track is a duplicate.
+            taken = claimed | {id(t) for t in chosen}
+            unclaimed = [t for t in self.tracks if id(t) not in taken and not t.lost]
+            followed, followed_located = self._follow(grey, unclaimed)
+            for track, loc in zip(followed, followed_located):
+                if any(box_iou(loc.box, b) > 0.5 for b in det_boxes):
+                    track.lost = True
+                else:
+                    chosen.append(track)
+                    located.append(loc)
         else:
-            chosen = [t for t in self.tracks if not t.lost]
-            located = rec.locate_boxes(grey, [t.box for t in chosen], [0.0] * len(chosen))
-            keep_t, keep_l = [], []
-            for track, loc in zip(chosen, located):
-                if loc.landmarks is not None and track.box_in_marks is not None:
-                    box = track.box_from(loc.landmarks)
-                    if not _plausible_step(track.box, box, grey.shape) or (
-                            track.template is not None and _similarity(loc.crop, track.template) < self.min_similarity):
-                        track.lost = True       # the face left or the fit failed: wait for the detector
-                        continue
-                    loc.box = box
-                    track.box, track.landmarks = box, loc.landmarks
-                keep_t.append(track)
-                keep_l.append(loc)
-            chosen, located = keep_t, keep_l
+            chosen, located = self._follow(grey, [t for t in self.tracks if not t.lost])
+        n_detected = len(detections) if detect else 0
         faces = rec.classify(located)
         out = []
-        for track, face in zip(chosen, faces):
+        for k, (track, face) in enumerate(zip(chosen, faces)):
             track.last_seen = self.count
             raw_s = np.array([face.scores[e] for e in EMOTIONS])
             raw_i = np.array([face.intensity[e] for e in EMOTIONS])
@@ -761,7 +779,7 @@ class FaceTracker:
                 scores={e: float(v) for e, v in zip(EMOTIONS, s)},
                 intensity={e: float(v) for e, v in zip(EMOTIONS, i)},
                 raw_emotion=face.emotion, raw_scores=face.scores, raw_intensity=face.intensity,
-                aligned=face.aligned, detected=detect, detection_score=face.detection_score))
+                aligned=face.aligned, detected=detect and k < n_detected, detection_score=face.detection_score))
         before = len(self.tracks)
         self.tracks = [t for t in self.tracks if self.count - t.last_seen <= self.max_missed]
         self.ended += before - len(self.tracks)
