@@ -119,6 +119,34 @@ def test_irregular_frame_times_give_the_same_result():
     assert value[0] == pytest.approx(1 - 0.5 ** (times[-1] / 1.0))
 
 
+def test_smoothing_stops_label_flicker_on_a_steady_face(faces):
+    """A model hesitating between two labels (noisy scores): the raw label flips, the smoothed one holds."""
+    from emolens import Recognizer
+    from emolens.metrics import softmax
+    from emolens.runtime import ModelOutput
+
+    class Hesitant:
+        input_size = 48
+        rng = np.random.default_rng(0)
+
+        def __call__(self, crops):
+            n = len(crops)
+            logits = np.tile([0, 0, 0, 1.0, 0, 0, 0.95], (n, 1)) + self.rng.normal(0, 0.1, (n, 7))
+            return ModelOutput(softmax(logits, 1.0), np.full((n, 7), 0.5), logits)
+
+    rec = Recognizer(model=Hesitant(), landmarks=False)
+    base = clips.background(SIZE)
+    actors = clips.steady_face(faces[0], SIZE, 3.0)
+    rng = np.random.default_rng(0)
+    frames = [Frame(i, i / 30, clips.render(base, actors, i / 30, rng, jitter=2, noise=4)) for i in range(90)]
+    results = list(rec.stream(frames, half_life=0.5))
+    raw = [r.faces[0].raw_emotion for r in results]
+    smooth = [r.faces[0].emotion for r in results]
+    flips = lambda labels: sum(a != b for a, b in zip(labels, labels[1:]))  # noqa: E731
+    assert flips(raw) >= 20
+    assert flips(smooth) <= flips(raw) / 10
+
+
 # ---------------------------------------------------------------------------------------
 # matching and the timeline
 

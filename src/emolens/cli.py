@@ -324,6 +324,9 @@ def video_command(
     except (ModelError, UnknownDetectorError, ValueError) as exc:
         opened.close()
         fail(str(exc))
+    except KeyboardInterrupt:
+        opened.close()
+        fail("interrupted before any frame was analysed", code=130)
     outputs = VideoOutputs(csv=csv_out, jsonl=jsonl_out, video=out, summary_json=summary_json, plot=plot)
     print_summary = summary or not any([csv_out, jsonl_out, out, summary_json, plot, show])
 

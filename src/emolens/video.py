@@ -1149,10 +1149,10 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             w.close()
         src.close()
         raise
-    if on_start is not None:
-        on_start(src)
     start = time.perf_counter()
     try:
+        if on_start is not None:
+            on_start(src)
         for frame in src:
             result = tracker.process(frame)
             summary.add(result)
