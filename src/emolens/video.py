@@ -1028,11 +1028,15 @@ def annotate_frame(result: FrameResult) -> np.ndarray:
 class AnnotatedVideoWriter:
     """The annotated frames as a video at ``fps`` (the frame size is taken from the first frame).
 
-    Live sources: a processed frame is written once more per frame dropped before it,
-    so the video keeps real time.
+    Drawing and encoding run in a thread of their own (OpenCV releases the GIL), fed
+    through a queue of at most ``depth`` frames, so they overlap with the analysis of
+    the next frames on a second core. Live sources: a processed frame is written once
+    more per frame dropped before it, so the video keeps real time.
     """
 
-    def __init__(self, path: str | Path, fps: float):
+    def __init__(self, path: str | Path, fps: float, threaded: bool = True, depth: int = 4):
+        import queue
+
         self.path = _output_path(path, "annotated video")
         suffix = self.path.suffix.lower()
         if suffix not in ANNOTATED_FOURCC:
@@ -1041,6 +1045,9 @@ class AnnotatedVideoWriter:
         self.fps = float(fps)
         self._writer = None
         self.frames = 0
+        self.error: str | None = None
+        self._queue = queue.Queue(maxsize=max(1, depth)) if threaded else None
+        self._thread: threading.Thread | None = None
 
     def _open(self, width: int, height: int) -> None:
         with _quiet_opencv():
@@ -1049,16 +1056,53 @@ class AnnotatedVideoWriter:
         if not self._writer.isOpened():
             raise VideoError(f"{self.path}: OpenCV cannot write a {self.fourcc} video there; check the folder "
                              "and try .mp4 or .avi")
+        if self._queue is not None:
+            self._thread = threading.Thread(target=self._run, name="emolens-video-writer", daemon=True)
+            self._thread.start()
 
-    def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
+    def _encode(self, result: FrameResult, picture: np.ndarray | None) -> None:
         picture = annotate_frame(result) if picture is None else picture
-        if self._writer is None:
-            self._open(picture.shape[1], picture.shape[0])
         for _ in range(1 + result.dropped):
             self._writer.write(picture)
             self.frames += 1
 
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self._encode(*item)
+                except Exception as exc:  # reported by write() and run_video
+                    self.error = f"{self.path}: writing the annotated video failed ({exc}); check the disk space"
+
+    def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
+        """Queue (or write) one analysed frame; ``picture``: the annotated frame when already drawn."""
+        import queue
+
+        if self.error is not None:
+            raise VideoError(self.error)
+        if self._writer is None:
+            h, w = result.image.shape[:2] if picture is None else picture.shape[:2]
+            self._open(w, h)
+        if self._queue is None:
+            self._encode(result, picture)
+            return
+        while True:
+            try:
+                self._queue.put((result, picture), timeout=0.1)
+                return
+            except queue.Full:
+                if self.error is not None:
+                    raise VideoError(self.error) from None
+
     def close(self) -> None:
+        """Write what is queued and finalise the file (check ``error`` afterwards)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
         if self._writer is not None:
             self._writer.release()
 
@@ -1160,9 +1204,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
                 timeline.add(result)
             for w in writers:
                 w.write(result)
-            picture = None
-            if video_writer is not None or display is not None:
-                picture = annotate_frame(result)
+            picture = annotate_frame(result) if display is not None else None   # else drawn by the writer thread
             if video_writer is not None:
                 video_writer.write(result, picture)
             summary.seconds = time.perf_counter() - start
@@ -1185,6 +1227,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             w.close()
         if video_writer is not None:
             video_writer.close()
+            summary.error = summary.error or video_writer.error
         if display is not None:
             display.close()
         src.close()
