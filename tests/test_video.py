@@ -318,6 +318,20 @@ def test_face_missed_by_the_detector_is_still_followed(recognizer, faces, monkey
     assert [r.faces[0].detected for r in results] == [True, False, False, True, True, True]
 
 
+def test_face_without_landmarks_is_not_kept_once_gone(tiny_model, faces):
+    from emolens import Recognizer
+
+    rec = Recognizer(model=tiny_model, landmarks=False)    # as for faces too small for landmarks
+    actors = clips.steady_face(faces[0], SIZE, 1.0)
+    base = clips.background(SIZE)
+    tracker = FaceTracker(rec, detect_every=2, max_missed=4)
+    with_face = [tracker.process(Frame(i, i / FPS, clips.render(base, actors, 0.0))) for i in range(3)]
+    assert all(len(r.faces) == 1 and r.faces[0].landmarks is None for r in with_face)
+    assert [r.faces[0].detected for r in with_face] == [True, False, True]
+    gone = [tracker.process(Frame(i, i / FPS, base)) for i in range(3, 12)]
+    assert all(r.faces == [] for r in gone[1:]) and tracker.tracks == []
+
+
 def test_stream_accepts_arrays(recognizer, faces):
     actors = clips.steady_face(faces[3], SIZE, 1.0)
     base = clips.background(SIZE)

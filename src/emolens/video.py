@@ -712,24 +712,33 @@ class FaceTracker:
         self.tracks.append(track)
         return track
 
-    def _follow(self, grey: np.ndarray, tracks: list[Track]) -> tuple[list[Track], list]:
+    def _follow(self, grey: np.ndarray, tracks: list[Track], missed: bool = False) -> tuple[list[Track], list]:
         """Re-fit each track's landmarks from its last box; the tracks (and crops) that still hold a face.
 
         A track fails (becomes lost) when its new box jumps or resizes more than a face can
         between frames, leaves the picture, or its crop stops resembling the face at its
-        last detection. Tracks without landmarks (small faces) keep their box.
+        last detection. Faces without landmarks (small) keep their box between detections;
+        ``missed``: the detector just missed these tracks, and those without landmarks,
+        which cannot be followed, are lost.
         """
         located = self.recognizer.locate_boxes(grey, [t.box for t in tracks], [0.0] * len(tracks))
         keep_t, keep_l = [], []
         for track, loc in zip(tracks, located):
             if loc.landmarks is not None and track.box_in_marks is not None:
                 box = track.box_from(loc.landmarks)
-                if not _plausible_step(track.box, box, grey.shape) or (
-                        track.template is not None and _similarity(loc.crop, track.template) < self.min_similarity):
-                    track.lost = True       # the face left or the fit failed: wait for the detector
+                if not _plausible_step(track.box, box, grey.shape):
+                    track.lost = True       # the fit jumped: the face left or turned away
                     continue
-                loc.box = box
-                track.box, track.landmarks = box, loc.landmarks
+            elif missed:
+                track.lost = True
+                continue
+            else:
+                box = track.box
+            if track.template is not None and _similarity(loc.crop, track.template) < self.min_similarity:
+                track.lost = True           # no longer looks like the face: wait for the detector
+                continue
+            loc.box = box
+            track.box, track.landmarks = box, loc.landmarks
             keep_t.append(track)
             keep_l.append(loc)
         return keep_t, keep_l
@@ -755,7 +764,7 @@ class FaceTracker:
             # (a turned head, blur); one that overlaps a detection claimed by another track is a duplicate.
             taken = claimed | {id(t) for t in chosen}
             unclaimed = [t for t in self.tracks if id(t) not in taken and not t.lost]
-            followed, followed_located = self._follow(grey, unclaimed)
+            followed, followed_located = self._follow(grey, unclaimed, missed=True)
             for track, loc in zip(followed, followed_located):
                 if any(box_iou(loc.box, b) > 0.5 for b in det_boxes):
                     track.lost = True
