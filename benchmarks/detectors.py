@@ -2,10 +2,18 @@
 
     python benchmarks/detectors.py                 # all registered detectors
     python benchmarks/detectors.py -d haar -d dlib --limit 20
+    python benchmarks/detectors.py -d blazeface -d "blazeface box=raw" --landmarks
 
 A photo counts as found when the detector returns at least one box (every photos-dev
 picture holds one face). Time is per picture, detection only (the picture already
-decoded and grey), median and mean. Prints a markdown table.
+decoded and grey), median and mean. A detector name may carry options after it
+(``"blazeface box=raw min_score=0.6"``).
+
+--landmarks adds how well each detector's box suits dlib's 68-point shape predictor,
+which was trained on dlib HOG boxes: on the photos where dlib HOG finds a face, the
+mean distance between the landmarks from the detector's box and those from dlib's box,
+over the inter-ocular distance (median, 95th percentile, share over 0.1 = a visibly
+different fit). Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -20,6 +28,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_PHOTOS, markdown_table, photo_labels, pin_threads  # noqa: E402
 
 
+def parse_detector(spec: str) -> tuple[str, dict]:
+    """``"name key=value ..."`` -> name and options (numbers converted)."""
+    name, *pairs = spec.split()
+    options = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                pass
+        options[key] = value
+    return name, options
+
+
+def landmark_errors(greys, boxes, reference_boxes) -> list[float]:
+    """Per photo with both boxes: mean landmark distance (box vs reference box) / inter-ocular distance."""
+    import numpy as np
+
+    from emolens.faces.landmarks import LandmarkPredictor, eye_centres
+
+    predictor = LandmarkPredictor()
+    errors = []
+    for grey, box, ref in zip(greys, boxes, reference_boxes):
+        if box is None or ref is None:
+            continue
+        expected = predictor(grey, ref)
+        inter_ocular = float(np.linalg.norm(np.subtract(*eye_centres(expected))))
+        errors.append(float(np.linalg.norm(predictor(grey, box) - expected, axis=1).mean()) / inter_ocular)
+    return errors
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="photos-dev folder (labels.csv, images/)")
@@ -29,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N photos (0 = all)")
     ap.add_argument("--threads", type=int, default=1, help="threads for OpenCV/dlib (default 1)")
     ap.add_argument("--misses", action="store_true", help="list the photos each detector missed")
+    ap.add_argument("--landmarks", action="store_true",
+                    help="also measure landmark agreement with dlib HOG boxes (see above)")
     args = ap.parse_args(argv)
 
     pin_threads(args.threads)
@@ -41,28 +84,44 @@ def main(argv=None) -> int:
         rows = rows[: args.limit]
     greys = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in rows]
     names = args.detector or list(list_detectors())
+    reference = None
+    if args.landmarks:
+        dlib_hog = get_detector("dlib", max_side=args.max_side, retry_pad=0.0)
+        reference = [next(iter(dlib_hog(g)), None) for g in greys]
+        reference = [None if d is None else d.box for d in reference]
     table = []
-    for name in names:
-        options = {"max_side": args.max_side}
+    for spec in names:
+        name, options = parse_detector(spec)
+        options = {"max_side": args.max_side, **options}
         if args.no_retry:
             options["retry_pad"] = 0.0
         det = get_detector(name, **options)
         det(greys[0])  # warm-up
-        times, found, multi, missed = [], 0, 0, []
+        times, found, multi, missed, first = [], 0, 0, [], []
         for (path, _), grey in zip(rows, greys):
             t = time.perf_counter()
             boxes = det(grey)
             times.append(time.perf_counter() - t)
             found += bool(boxes)
             multi += len(boxes) > 1
+            first.append(boxes[0].box if boxes else None)
             if not boxes:
                 missed.append(path.name)
         n = len(rows)
-        table.append([name, n, f"{found / n:.1%}", multi, f"{statistics.median(times) * 1e3:.1f}",
-                      f"{statistics.fmean(times) * 1e3:.1f}"])
+        row = [spec, n, f"{found / n:.1%}", multi, f"{statistics.median(times) * 1e3:.1f}",
+               f"{statistics.fmean(times) * 1e3:.1f}"]
+        if reference is not None:
+            errors = sorted(landmark_errors(greys, first, reference))
+            p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))]
+            row += [len(errors), f"{statistics.median(errors):.4f}", f"{p95:.4f}",
+                    f"{sum(e > 0.1 for e in errors) / len(errors):.1%}"]
+        table.append(row)
         if args.misses and missed:
-            print(f"{name} missed: {' '.join(missed)}", file=sys.stderr)
-    print(markdown_table(["detector", "photos", "face found", "more than 1 box", "median ms", "mean ms"], table))
+            print(f"{spec} missed: {' '.join(missed)}", file=sys.stderr)
+    header = ["detector", "photos", "face found", "more than 1 box", "median ms", "mean ms"]
+    if reference is not None:
+        header += ["landmark photos", "landmark error median", "p95", "> 0.1"]
+    print(markdown_table(header, table))
     return 0
 
 

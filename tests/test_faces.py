@@ -16,13 +16,13 @@ from emolens.faces.landmarks import SHAPE_PREDICTOR_68, LandmarkPredictor, eye_c
 
 def test_registry_lists_required_backends():
     names = list_detectors()
-    assert {"haar", "dlib", "dlib+haar", "blazeface", "blazeface+dlib"} <= set(names)
+    assert {"haar", "dlib", "dlib+haar", "blazeface"} <= set(names)
     assert all(isinstance(d, str) and d for d in names.values())
     with pytest.raises(UnknownDetectorError, match="haar"):
         get_detector("nope")
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn", "dlib+haar", "blazeface", "blazeface+dlib"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib-cnn", "dlib+haar", "blazeface"])
 def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     found = get_detector(name)(grey)
@@ -32,7 +32,7 @@ def test_each_detector_finds_the_face_in_a_real_photo(name, photo):
     assert w > 100 and h > 100  # the face fills most of the 350 px picture
 
 
-@pytest.mark.parametrize("name", ["haar", "dlib", "dlib+haar", "blazeface", "blazeface+dlib"])
+@pytest.mark.parametrize("name", ["haar", "dlib", "dlib+haar", "blazeface"])
 def test_detectors_handle_tiny_and_blank_images(name):
     det = get_detector(name)
     assert det(np.zeros((1, 1), np.uint8)) == []
@@ -268,3 +268,25 @@ def test_blazeface_box_gives_the_landmarks_dlibs_box_gives(photo):
 def test_blazeface_rejects_unknown_box_convention():
     with pytest.raises(ValueError, match="dlib"):
         get_detector("blazeface", box="square")
+
+
+def test_blazeface_tile_grid_covers_the_picture_with_overlap():
+    from emolens.faces.blazeface import tile_grid
+
+    corners = tile_grid(480, 640, 320)
+    assert corners == [(0, 0), (160, 0), (320, 0), (0, 160), (160, 160), (320, 160)]
+    assert tile_grid(300, 300, 150)[-1] == (150, 150) and len(tile_grid(300, 300, 150)) == 9
+    assert tile_grid(130, 700, 130)[-1] == (570, 0)  # the last tile ends at the picture's edge
+
+
+@pytest.mark.parametrize("face_side", [70, 110])
+def test_blazeface_finds_a_small_face_in_a_webcam_frame_by_tiles(photo, face_side):
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    frame = np.full((480, 640), 110, np.uint8)
+    frame[300:300 + face_side, 420:420 + face_side] = cv2.resize(grey, (face_side, face_side),
+                                                                  interpolation=cv2.INTER_AREA)
+    assert get_detector("blazeface", tiles=False)(frame) == []  # too small for one 128 px pass
+    found = get_detector("blazeface")(frame)
+    assert len(found) == 1
+    x, y, w, h = found[0].box
+    assert 420 <= x + w / 2 <= 420 + face_side and 300 <= y + h / 2 <= 300 + face_side

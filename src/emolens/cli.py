@@ -189,7 +189,7 @@ def predict_command(
                                             help="Write each picture with boxes, landmarks and emotion bars "
                                             "into this folder."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
-                                           "(default: dlib+haar; see `emolens detectors`)."),
+                                           "(default: blazeface; see `emolens detectors`)."),
     align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks "
                                "(--no-align: crop the detector box)."),
     crop: Optional[str] = typer.Option(None, help="Face framing by name: aligned, box, box-wide "

@@ -95,7 +95,9 @@ class DetectorInfo:
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
-DEFAULT_DETECTOR = "dlib+haar"  # best photos-dev recall at dlib speed (benchmarks/detectors.py)
+# BlazeFace finds 100% of photos-dev (dlib+haar: 95.7%) at a fraction of dlib's time, and its tiled second
+# pass finds smaller faces in large frames than dlib does. benchmarks/detectors.py, benchmarks/frame_timing.py
+DEFAULT_DETECTOR = "blazeface"
 
 
 def register_detector(name: str, description: str):
@@ -209,8 +211,8 @@ def _dlib_cnn(**options) -> FaceDetector:
     return DlibCnnDetector(**options)
 
 
-@register_detector("blazeface", "MediaPipe BlazeFace short-range CNN via cv2.dnn: fastest, best on tight crops; "
-                   "faces over ~1/8 of the picture")
+@register_detector("blazeface", "MediaPipe BlazeFace CNN (ONNX Runtime): fastest, best recall; tight crops "
+                   "and, in tiles, faces down to ~1/16 of the picture")
 def _blazeface(**options) -> FaceDetector:
     from emolens.faces.blazeface import BlazeFaceDetector
 
@@ -236,13 +238,3 @@ class FallbackDetector(FaceDetector):
 @register_detector("dlib+haar", "dlib HOG, then the Haar cascade on pictures where dlib finds nothing")
 def _dlib_then_haar(**options) -> FaceDetector:
     return FallbackDetector([DlibHogDetector(**options), HaarDetector(**options)], name="dlib+haar")
-
-
-@register_detector("blazeface+dlib", "BlazeFace, then dlib HOG on pictures where it finds nothing "
-                   "(small faces in large frames)")
-def _blazeface_then_dlib(**options) -> FaceDetector:
-    from emolens.faces.blazeface import BlazeFaceDetector
-
-    # BlazeFace's padded second chance already covers tight crops: dlib runs once, without one.
-    return FallbackDetector([BlazeFaceDetector(**options), DlibHogDetector(**{**options, "retry_pad": 0.0})],
-                            name="blazeface+dlib")
