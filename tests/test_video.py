@@ -58,9 +58,21 @@ def empty_scene(tmp_path_factory):
     return clips.write_clip(path, [], SIZE, FPS, 1.0)
 
 
+# The video logic is tested with one fixed detector (dlib finds every face of these clips), so
+# the tests do not depend on which backend is the default.
+DETECTOR = "dlib"
+
+
 @pytest.fixture(scope="module")
 def tiny_args(tiny_model):
-    return ["--model", tiny_model, "--no-progress"]
+    return ["--model", tiny_model, "--detector", DETECTOR, "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def recognizer(tiny_model):
+    from emolens import Recognizer
+
+    return Recognizer(model=tiny_model, detector=DETECTOR)
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,6 +134,7 @@ def test_irregular_frame_times_give_the_same_result():
 def test_smoothing_stops_label_flicker_on_a_steady_face(faces):
     """A model hesitating between two labels (noisy scores): the raw label flips, the smoothed one holds."""
     from emolens import Recognizer
+    from emolens.faces.detect import Detection, FaceDetector
     from emolens.metrics import softmax
     from emolens.runtime import ModelOutput
 
@@ -134,12 +147,17 @@ def test_smoothing_stops_label_flicker_on_a_steady_face(faces):
             logits = np.tile([0, 0, 0, 1.0, 0, 0, 0.95], (n, 1)) + self.rng.normal(0, 0.1, (n, 7))
             return ModelOutput(softmax(logits, 1.0), np.full((n, 7), 0.5), logits)
 
-    rec = Recognizer(model=Hesitant(), landmarks=False)
+    class Fixed(FaceDetector):   # the face is where the clip puts it: this test is about smoothing
+        def __call__(self, grey):
+            return [Detection((100, 60, 120, 120), 1.0)]
+
+    rec = Recognizer(model=Hesitant(), detector=Fixed(), landmarks=False)
     base = clips.background(SIZE)
     actors = clips.steady_face(faces[0], SIZE, 3.0)
     rng = np.random.default_rng(0)
     frames = [Frame(i, i / 30, clips.render(base, actors, i / 30, rng, jitter=2, noise=4)) for i in range(90)]
     results = list(rec.stream(frames, half_life=0.5))
+    assert all(len(r.faces) == 1 for r in results)
     raw = [r.faces[0].raw_emotion for r in results]
     smooth = [r.faces[0].emotion for r in results]
     flips = lambda labels: sum(a != b for a, b in zip(labels, labels[1:]))  # noqa: E731
@@ -167,8 +185,12 @@ def test_nested_detections_are_dropped():
     from emolens.faces.detect import Detection
     from emolens.video import drop_nested
 
-    face, mouth, other = Detection((100, 100, 200, 200)), Detection((140, 220, 110, 70)), Detection((320, 90, 150, 150))
-    assert drop_nested([mouth, face, other]) == [face, other]
+    face, mouth = Detection((100, 100, 200, 200), 5.9), Detection((140, 220, 110, 70), 1.4)
+    other = Detection((320, 90, 150, 150), 0.5)
+    assert drop_nested([face, mouth, other]) == [face, other]
+    # A weaker box around a face loses to the face.
+    around, real = Detection((40, 0, 390, 390), 0.56), Detection((200, 160, 167, 167), 0.58)
+    assert drop_nested([around, real]) == [real]
 
 
 def test_timeline_memory_is_bounded():
@@ -321,7 +343,7 @@ def test_face_missed_by_the_detector_is_still_followed(recognizer, faces, monkey
 def test_face_without_landmarks_is_not_kept_once_gone(tiny_model, faces):
     from emolens import Recognizer
 
-    rec = Recognizer(model=tiny_model, landmarks=False)    # as for faces too small for landmarks
+    rec = Recognizer(model=tiny_model, detector=DETECTOR, landmarks=False)   # as for faces too small for landmarks
     actors = clips.steady_face(faces[0], SIZE, 1.0)
     base = clips.background(SIZE)
     tracker = FaceTracker(rec, detect_every=2, max_missed=4)

@@ -514,26 +514,30 @@ def greedy_match(track_boxes: Sequence, det_boxes: Sequence, iou_threshold: floa
     return out
 
 
-def drop_nested(detections: list, overlap: float = 0.4) -> list:
-    """Detections without those lying mostly (``overlap`` of their area) inside a larger one.
+def _nested(a, b, overlap: float = 0.4) -> bool:
+    """Boxes overlapping by at least ``overlap`` of the smaller one's area (one lies mostly in the other)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = min(ax + aw, bx + bw) - max(ax, bx)
+    ih = min(ay + ah, by + bh) - max(ay, by)
+    return iw > 0 and ih > 0 and iw * ih >= overlap * min(aw * ah, bw * bh)
 
-    Cascade detectors sometimes fire on part of a face (a mouth, an eye pair) as well as
-    on the face; such a box would become a second, false track.
+
+def drop_nested(detections: list, overlap: float = 0.4) -> list:
+    """Of two detections where one lies mostly (``overlap`` of the smaller's area) inside the
+    other, keep the one with the higher score (ties: the larger); order kept otherwise.
+
+    Detectors sometimes fire on part of a face (a mouth, an eye pair) or on a region around
+    it as well as on the face; such a box would become a second, false track. The scores
+    of one call come from one backend, so they compare.
     """
-    kept = []
-    for d in sorted(detections, key=lambda d: -d.box[2] * d.box[3]):
-        x, y, w, h = d.box
-        inside = False
-        for k in kept:
-            kx, ky, kw, kh = k.box
-            iw = min(x + w, kx + kw) - max(x, kx)
-            ih = min(y + h, ky + kh) - max(y, ky)
-            if iw > 0 and ih > 0 and iw * ih >= overlap * w * h:
-                inside = True
-                break
-        if not inside:
-            kept.append(d)
-    return kept
+    order = sorted(range(len(detections)),
+                   key=lambda i: (-detections[i].score, -detections[i].box[2] * detections[i].box[3]))
+    kept: list[int] = []
+    for i in order:
+        if not any(_nested(detections[i].box, detections[j].box, overlap) for j in kept):
+            kept.append(i)
+    return [detections[i] for i in sorted(kept)]
 
 
 @dataclass(eq=False)
@@ -751,29 +755,36 @@ class FaceTracker:
         if detect:
             with _single_pass(rec.detector):
                 detections = drop_nested(rec.detect(grey))
-            det_boxes = [d.box for d in detections]
-            pairs = greedy_match([t.box for t in self.tracks], det_boxes, self.iou_threshold)
+            pairs = greedy_match([t.box for t in self.tracks], [d.box for d in detections], self.iou_threshold)
             owner = {di: self.tracks[ti] for ti, di in pairs}
+            # Faces the detector missed this time are still followed while they look like themselves
+            # (a turned head, blur); one that overlaps a detection claimed by another track is a duplicate.
             claimed = {id(t) for t in owner.values()}
-            chosen = [owner.get(di) or self._new_track(det_boxes[di]) for di in range(len(detections))]
-            located = rec.locate_boxes(grey, det_boxes, [d.score for d in detections])
+            missed, missed_located = self._follow(grey, [t for t in self.tracks if id(t) not in claimed
+                                                         and not t.lost], missed=True)
+            followed, followed_located = [], []
+            for track, loc in zip(missed, missed_located):
+                if any(box_iou(loc.box, detections[di].box) > 0.5 for di in owner):
+                    track.lost = True
+                else:
+                    followed.append(track)
+                    followed_located.append(loc)
+            # A detection no track claims is a new face, unless it overlaps a face still followed
+            # (a box around or inside it).
+            fresh = [d for di, d in enumerate(detections) if di not in owner and not any(
+                _nested(d.box, loc.box) for loc in followed_located)]
+            found = [detections[di] for di in sorted(owner)] + fresh
+            chosen = [owner[di] for di in sorted(owner)] + [self._new_track(d.box) for d in fresh]
+            located = rec.locate_boxes(grey, [d.box for d in found], [d.score for d in found])
             for track, loc in zip(chosen, located):
                 track.remember_box(loc.box, loc.landmarks, loc.crop)
                 track.lost = False
-            # Faces the detector missed this time are still followed while they look like themselves
-            # (a turned head, blur); one that overlaps a detection claimed by another track is a duplicate.
-            taken = claimed | {id(t) for t in chosen}
-            unclaimed = [t for t in self.tracks if id(t) not in taken and not t.lost]
-            followed, followed_located = self._follow(grey, unclaimed, missed=True)
-            for track, loc in zip(followed, followed_located):
-                if any(box_iou(loc.box, b) > 0.5 for b in det_boxes):
-                    track.lost = True
-                else:
-                    chosen.append(track)
-                    located.append(loc)
+            n_detected = len(chosen)
+            chosen += followed
+            located += followed_located
         else:
             chosen, located = self._follow(grey, [t for t in self.tracks if not t.lost])
-        n_detected = len(detections) if detect else 0
+            n_detected = 0
         faces = rec.classify(located)
         out = []
         for k, (track, face) in enumerate(zip(chosen, faces)):
