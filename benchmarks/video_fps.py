@@ -79,7 +79,8 @@ def measure_fps(recognizer, clip, detect_every: int, outputs_dir: Path | None):
 
     outputs = None
     if outputs_dir is not None:
-        outputs = VideoOutputs(csv=outputs_dir / f"{clip.path.stem}.csv", video=outputs_dir / f"{clip.path.stem}-out.mp4")
+        outputs = VideoOutputs(csv=outputs_dir / f"{clip.path.stem}.csv",
+                               video=outputs_dir / f"{clip.path.stem}-out.mp4")
     start = time.perf_counter()
     summary = run_video(recognizer, clip.path, outputs, on_frame=on_frame, detect_every=detect_every)
     wall = time.perf_counter() - start

@@ -310,11 +310,13 @@ def video_command(
     from emolens.faces.detect import UnknownDetectorError
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
-    from emolens.video import VideoError, VideoOutputs, gui_problem, open_source, run_video
+    from emolens.video import VideoError, VideoOutputs, check_outputs, gui_problem, open_source, run_video
 
     if show and (problem := gui_problem()):
         fail(problem)
-    try:  # the input first: a wrong path is reported before the models load
+    outputs = VideoOutputs(csv=csv_out, jsonl=jsonl_out, video=out, summary_json=summary_json, plot=plot)
+    try:  # inputs and outputs first: a wrong path is reported before the models load
+        check_outputs(outputs)
         opened = open_source(source, every=every, realtime=realtime)
     except VideoError as exc:
         fail(str(exc))
@@ -327,7 +329,6 @@ def video_command(
     except KeyboardInterrupt:
         opened.close()
         fail("interrupted before any frame was analysed", code=130)
-    outputs = VideoOutputs(csv=csv_out, jsonl=jsonl_out, video=out, summary_json=summary_json, plot=plot)
     print_summary = summary or not any([csv_out, jsonl_out, out, summary_json, plot, show])
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

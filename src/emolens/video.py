@@ -1177,6 +1177,18 @@ class VideoOutputs:
     plot: str | Path | None = None
 
 
+def check_outputs(outputs: VideoOutputs) -> None:
+    """Raise ``VideoError`` for an output that cannot be written (folder given, wrong video suffix),
+    without creating anything: lets a command fail before loading models or reading the video."""
+    for path, what in ((outputs.csv, "CSV file"), (outputs.jsonl, "JSON Lines file"),
+                       (outputs.video, "annotated video"), (outputs.summary_json, "summary"),
+                       (outputs.plot, "timeline plot")):
+        if path is not None and Path(path).is_dir():
+            raise VideoError(f"{path}: is a folder; give a file name for the {what}")
+    if outputs.video is not None and Path(outputs.video).suffix.lower() not in ANNOTATED_FOURCC:
+        raise VideoError(f"{outputs.video}: the annotated video must be .mp4, .mov, .avi or .mkv")
+
+
 def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: bool = False,
               on_frame: Callable[[FrameResult, VideoSummary], object] | None = None,
               on_start: Callable[[FrameSource], None] | None = None, every: int = 1, realtime: bool = False,
