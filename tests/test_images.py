@@ -95,9 +95,12 @@ def test_huge_jpeg_is_decoded_reduced_within_memory(tmp_path):
     p = tmp_path / "huge.jpg"
     Image.new("L", (20000, 20000), 128).save(p, quality=50)
     code = (
-        "import json, resource; from emolens.images import read_image_scaled; "
+        # Peak RSS from VmHWM: it starts afresh at exec, unlike ru_maxrss, which Linux carries
+        # over from the (large) pytest process across fork + exec.
+        "import json, re; from emolens.images import read_image_scaled; "
         f"a, f = read_image_scaled({str(p)!r}); "
-        "print(json.dumps([list(a.shape), f, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))"
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)); "
+        "print(json.dumps([list(a.shape), f, hwm]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     shape, factor, maxrss_kb = json.loads(out.stdout)
