@@ -65,6 +65,9 @@ class EmotionModel:
         opts = ort.SessionOptions()
         n = threads or default_threads()
         opts.intra_op_num_threads = n
+        # No busy-waiting between runs: on a 2-core machine a spinning pool steals the core
+        # the next pipeline stage (landmarks, detection) needs.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
