@@ -48,16 +48,13 @@ def _need_train_extra() -> None:
 def nets_command() -> None:
     """List the network architectures `emolens train` can build."""
     _need_train_extra()
+    from emolens.training import nets as nets_module
     from emolens.training.nets import count_parameters, create_net, list_nets
 
     table = Table("name", "parameters", "description")
     for name in list_nets():
-        net = create_net(name)
-        doc = (type(net).__doc__ or "")
-        from emolens.training import nets as nets_module
-
         doc = (getattr(nets_module, name).__doc__ or "").strip().splitlines()[0]
-        table.add_row(name, f"{count_parameters(net) / 1e6:.2f} M", doc)
+        table.add_row(name, f"{count_parameters(create_net(name)) / 1e6:.2f} M", doc)
     console.print(table)
 
 

@@ -64,6 +64,12 @@ DEFAULT_FPS = 30.0             # when a source does not say
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+def _reported_fps(capture) -> float:
+    """The frame rate a capture reports, or ``DEFAULT_FPS`` when it reports none or nonsense."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
+
+
 class VideoError(ValueError):
     """A video input or output cannot be used; the message names it and the fix."""
 
@@ -253,8 +259,7 @@ class VideoFile(FrameSource):
             self.capture.release()
             raise VideoError(f"{p}: has no video frames (empty or damaged video); check the file plays, "
                              "or re-encode it")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
+        self.fps = _reported_fps(self.capture)
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else None
         self.size = (first[1].shape[1], first[1].shape[0])
@@ -367,8 +372,7 @@ class _CameraFrames(FrameSource):
             self.capture.release()
             raise VideoError(f"camera {index}: opened but gives no pictures; close other programs using it "
                              "or try another camera number")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
+        self.fps = _reported_fps(self.capture)
         self._first = first[1]
         self.size = (first[1].shape[1], first[1].shape[0])
 
