@@ -118,3 +118,30 @@ def test_bad_recipe_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["train", "--recipe", str(recipe), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "unknown recipe keys" in result.output
+
+
+def test_soft_targets_mixing_and_teacher_train(smoke_run, tmp_path, fer2013_path, ferplus_path):
+    """FER+ soft targets, mixup + CutMix and a teacher checkpoint all run through a 1-epoch smoke run."""
+    recipe = tmp_path / "levers.toml"
+    levers = (f'[train]\nsoft_targets = 0.5\nmixup = 0.4\ncutmix = 1.0\nmix_prob = 1.0\n'
+              f'teacher = ["{smoke_run / "best.pt"}"]\nteacher_weight = 0.5\nteacher_temperature = 2.0\n')
+    recipe.write_text(RECIPE.read_text().replace("[train]\n", levers))
+    out = tmp_path / "run"
+    args = train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)
+    args[args.index(str(RECIPE))] = str(recipe)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    teacher = np.load(out / "teacher.npy")
+    assert teacher.shape == (128, 7) and np.allclose(teacher.sum(1), 1, atol=1e-4)
+    saved = json.loads((out / "recipe.json").read_text())["train"]
+    assert saved["soft_targets"] == 0.5 and saved["teacher"] == [str(smoke_run / "best.pt")]
+
+
+def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
+    recipe = tmp_path / "teacher.toml"
+    recipe.write_text(RECIPE.read_text().replace("[train]\n", '[train]\nteacher = ["nope/best.pt"]\nteacher_weight = 0.5\n'))
+    args = train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128)
+    args[args.index(str(RECIPE))] = str(recipe)
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "nope/best.pt" in result.output and "not found" in result.output

@@ -95,7 +95,7 @@ def train_command(
         r.data.ferplus = str(ferplus)
     try:
         last = train(r, out, resume=resume, progress=progress, stop_after=stop_after)
-    except DatasetError as exc:
+    except (DatasetError, ValueError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail(f"interrupted; rerun the same command to resume from {out / 'last.pt'}", code=130)

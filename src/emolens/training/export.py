@@ -203,7 +203,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"- **Recipe**: `{source}` — {t.get('epochs')} epochs, {t.get('optimizer')} "
         f"lr {t.get('lr')} ({t.get('schedule')}), batch {t.get('batch_size')}, weight decay {t.get('weight_decay')}, "
         f"label smoothing {t.get('label_smoothing')}, intensity loss weight {t.get('intensity_weight')}, "
-        f"EMA {t.get('ema_decay')}, seed {t.get('seed')}; augmentation {r.get('augment')}.",
+        f"EMA {t.get('ema_decay')}, seed {t.get('seed')}; augmentation {r.get('augment')}"
+        + _levers(t) + ".",
         f"- **Training time**: {card['training'].get('wall_time_minutes')} min for "
         f"{card['training'].get('epochs')} epochs on a 2-core CPU (fp32).",
         "- **Reproduce**:",
@@ -245,3 +246,16 @@ def _latency_ms(model: EmotionModel, spec: InputSpec, runs: int = 200) -> float:
         model(face)
         times.append(time.perf_counter() - t)
     return round(float(np.median(times)) * 1000, 3)
+
+
+def _levers(t: dict) -> str:
+    """The optional target levers of a recipe, in words (empty when all are off)."""
+    parts = []
+    if t.get("soft_targets"):
+        parts.append(f"FER+ vote distributions as soft class targets (weight {t['soft_targets']})")
+    if t.get("mixup") or t.get("cutmix"):
+        parts.append(f"mixup {t.get('mixup')} / CutMix {t.get('cutmix')} on {t.get('mix_prob')} of batches")
+    if t.get("teacher_weight"):
+        parts.append(f"distilled from {', '.join(map(str, t.get('teacher', [])))} "
+                     f"(weight {t['teacher_weight']}, temperature {t.get('teacher_temperature')})")
+    return "; " + "; ".join(parts) if parts else ""

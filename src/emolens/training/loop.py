@@ -28,6 +28,7 @@ from emolens.training.augment import augment_batch, normalize_batch
 from emolens.training.data import FaceDataset, load_dataset
 from emolens.training.nets import EmotionNet, count_parameters, create_net
 from emolens.training.recipe import Recipe
+from emolens.training.targets import MixedBatch, class_targets, mix_batch, soft_cross_entropy
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,13 @@ def load_split(recipe: Recipe, split: str, limit: int) -> FaceDataset:
     return load_dataset(recipe.data.path, split, recipe.data.ferplus, limit=limit)
 
 
-def joint_loss(logits, intensity_logits, batch_labels, batch_int, batch_has, recipe: Recipe, class_weights):
-    cls_loss = F.cross_entropy(logits.float(), batch_labels, weight=class_weights,
-                               label_smoothing=recipe.train.label_smoothing)
-    if batch_has.any() and recipe.train.intensity_weight > 0:
-        bce = F.binary_cross_entropy_with_logits(intensity_logits.float(), batch_int, reduction="none").mean(1)
-        int_loss = (bce * batch_has).sum() / batch_has.sum()
+def joint_loss(logits, intensity_logits, batch: MixedBatch, recipe: Recipe):
+    """Class loss against the batch's target distributions plus the FER+ intensity loss."""
+    cls_loss = soft_cross_entropy(logits, batch.targets, batch.sample_weight)
+    has = batch.has_intensity
+    if has.any() and recipe.train.intensity_weight > 0:
+        bce = F.binary_cross_entropy_with_logits(intensity_logits.float(), batch.intensity, reduction="none").mean(1)
+        int_loss = (bce * has).sum() / has.sum()
     else:
         int_loss = torch.zeros((), dtype=torch.float32)
     return cls_loss + recipe.train.intensity_weight * int_loss, cls_loss, int_loss
@@ -98,6 +100,33 @@ def evaluate_net(net, data: FaceDataset, spec: InputSpec, bf16: bool = False) ->
     report = classification_report(data.labels, logits.argmax(1))
     report["intensity_rmse"] = intensity_rmse(inten, data.intensity)
     return report
+
+
+def teacher_targets(checkpoints: list[str], temperature: float, data: FaceDataset, spec: InputSpec,
+                    out: Path) -> torch.Tensor:
+    """The averaged (flip-TTA) softened predictions of teacher checkpoints on the training rows.
+
+    Computed once per run and cached in the run folder as ``teacher.npy``.
+    """
+    if not checkpoints:
+        raise ValueError("teacher_weight > 0 needs teacher = [\"runs/X/best.pt\", ...] in [train]")
+    cache = out / "teacher.npy"
+    if cache.is_file():
+        probs = np.load(cache)
+        if probs.shape == (len(data), len(EMOTIONS)):
+            return torch.from_numpy(probs)
+    images = torch.from_numpy(data.images)
+    total = np.zeros((len(data), len(EMOTIONS)), np.float64)
+    for path in checkpoints:
+        net, _ = load_net(path)
+        for flipped in (images, images.flip(-1)):
+            logits, _ = predict(net, flipped, spec)
+            z = torch.from_numpy(logits) / temperature
+            total += torch.softmax(z, 1).numpy() / (2 * len(checkpoints))
+        log.info("teacher %s: predictions on %d training rows", path, len(data))
+    probs = total.astype(np.float32)
+    np.save(cache, probs)
+    return torch.from_numpy(probs)
 
 
 def class_weights_for(labels: torch.Tensor, how: str) -> torch.Tensor | None:
@@ -153,6 +182,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     bf16 = use_bf16(t.bf16)
     spec = DEFAULT_INPUT
 
+    for path in t.teacher if t.teacher_weight > 0 else []:
+        if not Path(path).is_file():
+            raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
     t0 = time.time()
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
     val_ds = load_split(recipe, recipe.data.val_split, recipe.data.val_limit)
@@ -166,6 +198,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     sched = make_scheduler(opt, recipe, steps_per_epoch)
     gen = torch.Generator().manual_seed(t.seed)
     weights = class_weights_for(data.labels, t.class_weighting)
+    teacher = teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out) if t.teacher_weight > 0 else None
     history: list[dict] = []
     start_epoch, best_acc = 0, -1.0
 
@@ -205,12 +238,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
                    unit="batch", leave=False)
         for step in bar:
             idx = perm[step * t.batch_size:(step + 1) * t.batch_size]
-            x = augment_batch(data.images[idx], recipe.augment, spec, gen).contiguous(memory_format=torch.channels_last)
+            x = augment_batch(data.images[idx], recipe.augment, spec, gen)
             y = data.labels[idx]
+            targets = class_targets(y, len(EMOTIONS), t.label_smoothing, data.intensity[idx], data.has_intensity[idx],
+                                    t.soft_targets, None if teacher is None else teacher[idx], t.teacher_weight)
+            batch = mix_batch(x, targets, data.intensity[idx], data.has_intensity[idx],
+                              None if weights is None else weights[y], t.mixup, t.cutmix, t.mix_prob, gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits, inten = net(x)
-            loss, cls_loss, int_loss = joint_loss(logits, inten, y, data.intensity[idx], data.has_intensity[idx],
-                                                  recipe, weights)
+                logits, inten = net(batch.images.contiguous(memory_format=torch.channels_last))
+            loss, cls_loss, int_loss = joint_loss(logits, inten, batch, recipe)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:

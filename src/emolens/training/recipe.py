@@ -43,6 +43,13 @@ class TrainConfig:
     label_smoothing: float = 0.1
     class_weighting: str = "none"   # none | sqrt_inverse
     intensity_weight: float = 1.0   # weight of the FER+ intensity loss
+    soft_targets: float = 0.0       # weight of the FER+ vote distribution in the class target
+    mixup: float = 0.0              # Beta(a, a) of mixup; 0 = off
+    cutmix: float = 0.0             # Beta(a, a) of CutMix; 0 = off
+    mix_prob: float = 0.5           # fraction of batches mixed when mixup/cutmix is on
+    teacher: list = field(default_factory=list)  # checkpoints (best.pt) whose averaged predictions are soft targets
+    teacher_weight: float = 0.0     # weight of the teacher distribution in the class target
+    teacher_temperature: float = 1.0
     ema_decay: float = 0.999        # 0 disables the weight average
     grad_clip: float = 5.0
     bf16: str = "auto"              # auto (only where the CPU has native bf16) | on | off
