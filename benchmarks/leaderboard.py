@@ -1,0 +1,67 @@
+"""The training leaderboard: one row per run folder, measured through the exported ONNX model.
+
+    python benchmarks/leaderboard.py runs/emonet_s20 runs/emonet_s45 [--threads 2]
+
+For each run folder (made by ``emolens train``) it exports ``best.pt`` to
+``RUN/<name>.onnx`` with its model card (``emolens export``; reused when newer than
+``best.pt``) and prints a markdown table: recipe, epochs, PublicTest accuracy single and
+with mirror TTA, macro-F1, FER+ intensity RMSE, FER+ majority accuracy, parameters, ONNX
+size, batch-1 latency and training wall time — the numbers of the card, which ``export``
+measures on the recipe's validation split (PublicTest) through the same runtime users run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from _common import markdown_table, pin_threads
+
+
+def card_for(run: Path) -> dict:
+    best = run / "best.pt"
+    if not best.is_file():
+        raise SystemExit(f"{run}: no best.pt; pass run folders made by 'emolens train'")
+    recipe = json.loads((run / "recipe.json").read_text())
+    onnx = run / f"{recipe.get('name', run.name)}.onnx"
+    card_path = onnx.with_suffix(".json")
+    if card_path.is_file() and card_path.stat().st_mtime > best.stat().st_mtime:
+        return json.loads(card_path.read_text())
+    from emolens.training.export import export_model
+
+    print(f"exporting {best} -> {onnx}", file=sys.stderr)
+    return export_model(best, onnx)
+
+
+def pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders (runs/NAME)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    pin_threads(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for run in args.runs:
+        card = card_for(run)
+        v, t = card.get("validation", {}), card.get("training", {})
+        rows.append([
+            f"`{card['recipe'].get('source') or run.name}`", card["architecture"], t.get("epochs"),
+            pct(v.get("accuracy")), pct(v.get("accuracy_tta")), f"{v.get('macro_f1', float('nan')):.3f}",
+            f"{v['intensity_rmse']:.4f}" if v.get("intensity_rmse") is not None else "n/a",
+            pct(v.get("ferplus_majority_accuracy")), f"{card['parameters'] / 1e6:.2f} M",
+            f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("latency_ms_batch1"), t.get("wall_time_minutes"),
+        ])
+    print(markdown_table(["recipe", "net", "epochs", "PublicTest % single", "% TTA", "macro-F1", "intensity RMSE",
+                          "FER+ majority %", "params", "ONNX", "batch-1 ms", "train min"], rows))
+
+
+if __name__ == "__main__":
+    main()
