@@ -71,6 +71,18 @@ def read_image_scaled(path: str | Path, max_side: int = MAX_SIDE) -> tuple[np.nd
         raise ImageError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
     if not data:
         raise ImageError(f"{path}: empty file (0 bytes); re-copy or re-export the picture")
+    return decode_image_scaled(data, str(path), max_side, suffix=path.suffix)
+
+
+def decode_image_scaled(data: bytes, name: str = "upload", max_side: int = MAX_SIDE,
+                        suffix: str = "") -> tuple[np.ndarray, float]:
+    """``read_image_scaled`` for a picture already in memory (an upload): nothing touches the disk.
+
+    ``name`` is used in error messages; ``suffix`` (``.jpg``, ...) only refines them.
+    """
+    path = name
+    if not data:
+        raise ImageError(f"{path}: empty picture (0 bytes)")
     if _jpeg_truncated(data):
         raise ImageError(f"{path}: truncated JPEG (the file ends before the picture does); "
                          "re-download or re-export it")
@@ -90,11 +102,16 @@ def read_image_scaled(path: str | Path, max_side: int = MAX_SIDE) -> tuple[np.nd
     if image is None:
         image = _decode_with_pillow(data)
     if image is None:
-        kind = "not a picture" if path.suffix.lower() not in IMAGE_SUFFIXES else "not a readable picture (corrupt?)"
+        kind = "not a picture" if suffix.lower() not in IMAGE_SUFFIXES else "not a readable picture (corrupt?)"
         raise ImageError(f"{path}: {kind}; emolens reads JPEG, PNG, BMP, TIFF, WebP and GIF files")
     image = fit_within(to_bgr8(image), max_side)
     original = max(size) if size is not None else max(image.shape[:2])
     return image, max(1.0, original / max(image.shape[:2]))
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a picture's header announces, without decoding it (None: unknown format)."""
+    return _header_size(data)
 
 
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:
