@@ -1,6 +1,6 @@
 # emolens: the two commands of the README.
 #   make demo  - create .venv, install emolens, analyse the bundled example photo
-#   make test  - create .venv with the [train] and [dev] extras, run the test suite
+#   make test  - create .venv with the [train], [serve] and [dev] extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +10,7 @@ OUT    ?= out
 
 help:
 	@echo "make demo   install emolens in $(VENV) and annotate examples/astronaut.jpg into $(OUT)/"
-	@echo "make test   install emolens[train,dev] in $(VENV) and run pytest"
+	@echo "make test   install emolens[train,serve,dev] in $(VENV) and run pytest"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,serve,dev]'
 	touch $@ $(VENV)/.installed-runtime
 
 demo: $(VENV)/.installed-runtime

@@ -402,6 +402,78 @@ def detectors_command() -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------------------------------
+# service: serve
+
+
+@app.command("serve")
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. 127.0.0.1 (default) and "
+                             "localhost: this machine only; 0.0.0.0 or a LAN address: other machines too, "
+                             "which needs --api-key (or --insecure)."),
+    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="EMOLENS_API_KEY", show_envvar=True,
+                                          help="Require this key on every request: header X-API-Key (or "
+                                          "Authorization: Bearer KEY); in a browser open /?api_key=KEY once."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback --host without an API key "
+                                  "(anyone who can reach the port can use the server)."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Default face detector (requests "
+                                           "may choose another; see `emolens detectors`)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
+                                         "(default: the shipped model)."),
+    workers_threads: Optional[int] = typer.Option(None, "--workers-threads", min=1, help="Analysis threads "
+                                                  "(default: one per core, at most 2). Each analysis runs "
+                                                  "single-threaded when there are as many threads as cores."),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.01, help="Largest accepted upload "
+                                        "(larger: 413)."),
+    ws_max_mb: float = typer.Option(2.0, "--ws-max-mb", min=0.01, help="Largest accepted WebSocket message "
+                                    "(one camera frame; larger: the connection closes with 1009)."),
+    max_pending: int = typer.Option(64, "--max-pending", min=1, help="Analyses waiting or running before "
+                                    "new uploads get 503 (busy)."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request "
+                                    "(never the query string)."),
+) -> None:
+    """Serve the HTTP API and the browser page (photo upload, live camera).
+
+    POST /v1/analyze (a picture -> the JSON of `emolens predict --json`), WS /v1/stream (camera frames -> tracked, smoothed faces), GET /v1/health, GET /v1/model, API docs at /docs, the page at /.
+
+    Everything, the docs included, is served by emolens itself: no internet needed. Listens on 127.0.0.1 unless told otherwise. Needs the serve extra: pip install 'emolens\\[serve]'.
+    """
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        fail("this command needs the serve extra: pip install 'emolens\\[serve]'")
+    from emolens.faces.detect import UnknownDetectorError
+    from emolens.runtime import ModelError
+    from emolens.serve.engine import Engine, ServeConfig, default_workers
+    from emolens.serve.security import bind_problem
+
+    problem = bind_problem(host, api_key, insecure)
+    if problem:
+        fail(problem)
+    options = {} if detector is None else {"detector": detector}
+    config = ServeConfig(api_key=api_key, model=model, workers=workers_threads or default_workers(),
+                         max_upload_bytes=int(max_upload_mb * (1 << 20)), ws_max_bytes=int(ws_max_mb * (1 << 20)),
+                         max_pending=max_pending, **options)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("emolens.serve.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    err_console.print("loading the models...", highlight=False)
+    try:
+        engine = Engine(config)
+    except (ModelError, UnknownDetectorError, ValueError) as exc:
+        fail(str(exc))
+    from emolens.serve.app import create_app
+
+    application = create_app(config, engine)
+    shown = f"[{host}]" if ":" in host else host
+    err_console.print(f"emolens serving on http://{shown}:{port}/ (API docs: /docs; {config.workers} analysis "
+                      f"thread(s)){'; API key required' if config.api_key else ''}; Ctrl-C stops", highlight=False)
+    uvicorn.run(application, host=host, port=port, ws_max_size=config.ws_max_bytes, access_log=False,
+                log_level="warning", timeout_graceful_shutdown=3)
+    engine.close()
+
+
 def main() -> None:  # pragma: no cover
     app()
 

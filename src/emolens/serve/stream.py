@@ -1,0 +1,155 @@
+"""``WS /v1/stream``: camera frames in, tracked and smoothed faces out, one tracker per connection.
+
+Protocol: the client sends each frame as one **binary** message (a JPEG, or any picture
+format the API reads). The server answers each frame it analyses with one text message,
+the JSON of ``emolens.video.FrameResult.to_dict()`` plus a few fields::
+
+    {"frame": 12,            # number of the message (0-based; dropped frames count too)
+     "time": 0.41,           # seconds since the connection opened, at the frame's arrival
+     "dropped": 1,           # frames dropped just before this one (see below)
+     "faces": [{"track_id": 1, "box": [x, y, w, h], "emotion": "happy",
+                "scores": {...}, "intensity": {...},          # smoothed (exponential, real time)
+                "raw": {"emotion", "scores", "intensity"},    # this frame alone
+                "aligned": true, "detected": false, "landmarks": [[x, y], ...] | null}],
+     "width": 640, "height": 480,   # the decoded frame (box coordinates are in its pixels)
+     "seconds": 0.012}              # analysis time of this frame
+
+A frame that cannot be decoded is answered with ``{"frame": n, "error": "..."}`` and the
+stream goes on. **Latest frame wins**: while a frame is analysed, the newest frame that
+arrives waits and older waiting ones are dropped (counted in ``dropped``), so a client
+sending faster than the server analyses never builds a queue. A message larger than the
+server's limit closes the connection with code 1009; too many open streams: 1013.
+
+Query options: ``detector``, ``align``, ``detect_every``, ``half_life``, ``max_missed``
+(as ``emolens video``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from emolens.images import ImageError
+from emolens.serve.engine import Engine, PictureTooLarge, ServeConfig
+
+log = logging.getLogger("emolens.serve")
+
+
+class StreamSession:
+    """One WebSocket connection: a receiver task keeping only the newest frame, a processor task."""
+
+    def __init__(self, ws: WebSocket, engine: Engine, config: ServeConfig, detector: str | None = None,
+                 align: bool = True, **tracking):
+        self.ws = ws
+        self.engine = engine
+        self.config = config
+        self.detector = detector
+        self.align = align
+        self.tracking = tracking
+        self.tracker = None
+        self.latest: tuple[int, float, bytes] | None = None
+        self.waiting_drops = 0
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.closed = False
+        self.start = time.monotonic()
+        self._ready = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        engine = self.engine
+        if engine.streams >= self.config.max_streams:
+            await self.ws.close(code=1013, reason=f"server busy: {self.config.max_streams} streams open; "
+                                                  "try again later")
+            return
+        engine.streams += 1
+        try:
+            self.tracker = await engine.run(self._make_tracker)
+            receiver = asyncio.create_task(self._receive())
+            processor = asyncio.create_task(self._process())
+            done, pending = await asyncio.wait({receiver, processor}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done and not processor.done():
+                # the client is gone (or was closed): finish the frame under analysis, then stop
+                self.closed = True
+                self._ready.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(processor, timeout=5)
+            for task in (receiver, processor):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+        finally:
+            engine.streams -= 1
+
+    def _make_tracker(self):
+        from emolens.video import FaceTracker
+
+        return FaceTracker(self.engine.recognizer(self.detector, self.align), **self.tracking)
+
+    async def _receive(self) -> None:
+        limit = self.config.ws_max_bytes
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            text = message.get("text")
+            size = len(data) if data is not None else len((text or "").encode())
+            if size > limit:
+                await self.ws.close(code=1009, reason=f"message of {size} bytes is over the {limit}-byte limit")
+                return
+            if data is None:
+                await self._send({"error": "send frames as binary messages (JPEG bytes), not text"})
+                continue
+            if self.latest is not None:
+                self.waiting_drops += 1
+                self.dropped += 1
+            self.latest = (self.received, time.monotonic() - self.start, data)
+            self.received += 1
+            self._ready.set()
+
+    async def _process(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            if self.closed:
+                return
+            if self.latest is None:
+                continue
+            (index, t, data), self.latest = self.latest, None
+            drops, self.waiting_drops = self.waiting_drops, 0
+            try:
+                reply = await self.engine.run(self._analyze, index, t, data, drops)
+            except (ImageError, PictureTooLarge) as exc:
+                reply = {"frame": index, "error": str(exc)}
+            except Exception as exc:  # keep the stream alive; the client sees what failed
+                log.exception("stream frame %d failed", index)
+                reply = {"frame": index, "error": f"analysis failed ({type(exc).__name__})"}
+            self.processed += 1
+            if not await self._send(reply) or self.closed:
+                return
+
+    def _analyze(self, index: int, t: float, data: bytes, drops: int) -> dict:
+        from emolens.video import Frame
+
+        t0 = time.perf_counter()
+        image, _ = self.engine.decode(data, f"frame {index}", self.config.max_pixels)
+        result = self.tracker.process(Frame(index, t, image, drops))
+        out = result.to_dict()
+        out.update(width=int(image.shape[1]), height=int(image.shape[0]),
+                   seconds=round(time.perf_counter() - t0, 4))
+        return out
+
+    async def _send(self, payload: dict) -> bool:
+        try:
+            await self.ws.send_json(payload)
+            return True
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            self.closed = True
+            return False
