@@ -182,6 +182,31 @@ def test_blazeface_model_ships_with_the_package_and_needs_no_tensorflow():
     assert "tensorflow" not in sys.modules
 
 
+def test_blazeface_shipped_graph_takes_grey_and_a_three_channel_graph_still_works(photo, tmp_path):
+    """The shipped graph is rewritten for a grey input (models/NOTICE.md); a 3-channel BlazeFace
+    (as tflite2onnx writes it) gets the grey plane in every channel and finds the same face."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from emolens.faces.blazeface import MODEL_FILE, BlazeFaceDetector
+
+    shipped = BlazeFaceDetector()
+    assert shipped.channels == 1 and shipped.session.get_inputs()[0].shape == [1, 1, 128, 128]
+    model = onnx.load(str(MODEL_FILE))  # back to 3 channels: the first conv's weights split in three
+    first = next(n for n in model.graph.node if n.input[0] == model.graph.input[0].name)
+    init = next(i for i in model.graph.initializer if i.name == first.input[1])
+    w = numpy_helper.to_array(init)
+    init.CopyFrom(numpy_helper.from_array(np.repeat(w / 3, 3, axis=1).astype(np.float32), init.name))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
+    onnx.save(model, str(tmp_path / "rgb.onnx"))
+    rgb = BlazeFaceDetector(model=tmp_path / "rgb.onnx")
+    assert rgb.channels == 3
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    a, b = shipped(grey), rgb(grey)
+    assert len(a) == len(b) == 1
+    assert np.abs(np.subtract(a[0].box, b[0].box)).max() <= 1 and a[0].score == pytest.approx(b[0].score, abs=1e-4)
+
+
 def test_blazeface_anchors_follow_mediapipe_layout():
     from emolens.faces.blazeface import ssd_anchors
 

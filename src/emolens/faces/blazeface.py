@@ -1,8 +1,9 @@
 """BlazeFace (MediaPipe's short-range face detector) run by ONNX Runtime.
 
 The model is MediaPipe's ``face_detection_short_range.tflite`` (128 x 128 input,
-896 anchors; Apache-2.0), converted once to ONNX and shipped inside emolens as
-``models/blazeface_short_range.onnx`` (provenance and the conversion command in
+896 anchors; Apache-2.0), converted once to ONNX, rewritten for ONNX Runtime's CPU
+kernels (grey input, same outputs; ``tools/rewrite_blazeface.py``) and shipped inside emolens as
+``models/blazeface_short_range.onnx`` (provenance and the commands in
 ``models/NOTICE.md``): nothing is downloaded at run time and no TensorFlow is needed.
 ONNX Runtime runs it about 1.5x faster than ``cv2.dnn`` runs the ``.tflite``, with the
 same outputs (max difference 1e-4). What the model leaves to its caller is here:
@@ -153,6 +154,9 @@ class BlazeFaceDetector(FaceDetector):
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        channels = self.session.get_inputs()[0].shape[1]
+        # 1: the shipped graph, rewritten for grey input (models/NOTICE.md); 3: a tflite2onnx original.
+        self.channels = channels if isinstance(channels, int) else 3
         self.anchors = ssd_anchors()
         self.box = box
         self.min_score = float(min_score)
@@ -174,9 +178,10 @@ class BlazeFaceDetector(FaceDetector):
     def _run(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw boxes (x, y, w, h), scores and keypoints (K, 6, 2) in ``grey``'s pixels."""
         boxed, scale, left, top = letterbox(grey)
-        x = (boxed.astype(np.float32) * (1 / 127.5) - 1.0)[None, None]  # grey in all 3 channels, -1..1
-        regressors, scores = self.session.run(["regressors", "classificators"],
-                                              {self.input_name: np.repeat(x, 3, axis=1)})
+        x = (boxed.astype(np.float32) * (1 / 127.5) - 1.0)[None, None]  # -1..1
+        if self.channels != 1:
+            x = np.repeat(x, self.channels, axis=1)  # grey in all channels
+        regressors, scores = self.session.run(["regressors", "classificators"], {self.input_name: x})
         boxes, conf, kps = weighted_nms(*decode(scores, regressors, self.anchors, min_score=self.min_score),
                                         min_score=self.min_score, iou=self.iou)
         shift = np.array([left, top], dtype=np.float64)  # model pixels -> picture pixels
