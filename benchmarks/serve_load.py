@@ -10,7 +10,9 @@ log off) unless --url is given. The picture is a photos-dev portrait (or --image
 posted as the raw body (`Content-Type: image/jpeg`; --multipart for a form upload). Each
 client is a thread with its own keep-alive `httpx.Client`, posting back to back. The first
 --warmup seconds are not counted. Reports requests/s, latency p50/p95/p99/max, errors
-(any non-200 answer or transport error), and checks every answer found the one face.
+(any non-200 answer or transport error), and checks every answer found the one face. CPU
+per request of the server and of the clients, and the share of all cores other processes
+used during the window ("other load": should be ~0 for a clean measurement), come from /proc.
 Targets (issue 5, 8 clients, 2 cores): >= 50 requests/s, p99 <= 250 ms, zero errors.
 Loopback only: the clients talk to 127.0.0.1.
 """
@@ -24,6 +26,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,26 +53,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args: list[str], timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+def start_server(args: list[str], timeout: float = 120.0, headers: dict | None = None) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "emolens.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--no-access-log", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")     # the server's stderr (a pipe could fill up and block it)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stderr.read()}")
+            raise SystemExit(f"the server exited: {server_log(proc)}")
         try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/v1/health", timeout=1, headers=headers).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("the server did not answer /v1/health in time")
+
+
+def server_log(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -80,8 +90,26 @@ def percentile(values: list[float], q: float) -> float:
     return s[k]
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of a process so far, from /proc (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all processes of the machine have used so far (/proc/stat: all but idle and iowait)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return (sum(values[:8]) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run_load(url: str, body: bytes, clients: int, seconds: float, warmup: float, multipart: bool,
-             expect_faces: int = 1) -> dict:
+             expect_faces: int = 1, server_pid: int | None = None) -> dict:
     import httpx
 
     start = time.monotonic() + warmup
@@ -120,15 +148,26 @@ def run_load(url: str, body: bytes, clients: int, seconds: float, warmup: float,
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
+    time.sleep(max(0.0, start - time.monotonic()))
+    cpu0 = (cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds(), machine_busy_seconds())
+    time.sleep(max(0.0, stop - time.monotonic()))
+    cpu1 = (cpu_seconds(server_pid) if server_pid else 0.0, cpu_seconds(), machine_busy_seconds())
     for t in threads:
         t.join()
     ms = [v * 1000 for v in latencies]
     n_err = sum(errors.values())
+    server_cpu, client_cpu, machine_cpu = (b - a for a, b in zip(cpu0, cpu1))
+    done = max(1, len(ms) + n_err)
+    cores = os.cpu_count() or 1
     return {"clients": clients, "seconds": seconds, "requests": len(ms) + n_err,
             "rps": round(len(ms) / seconds, 1), "p50_ms": round(percentile(ms, 50), 1),
             "p95_ms": round(percentile(ms, 95), 1), "p99_ms": round(percentile(ms, 99), 1),
             "max_ms": round(max(ms), 1) if ms else float("nan"), "errors": n_err, "error_kinds": errors,
-            "wrong_face_count": wrong_faces}
+            "wrong_face_count": wrong_faces,
+            "server_cpu_ms_per_request": round(1000 * server_cpu / done, 2) if server_pid else None,
+            "client_cpu_ms_per_request": round(1000 * client_cpu / done, 2),
+            # CPU used by everything else on the machine during the window, as a share of all cores
+            "other_load_pct": round(100 * max(0.0, machine_cpu - server_cpu - client_cpu) / (seconds * cores), 1)}
 
 
 def main(argv=None) -> int:
@@ -156,10 +195,12 @@ def main(argv=None) -> int:
     rows, results = [], []
     try:
         for clients in args.clients or [8, 32]:
-            r = run_load(url, body, clients, args.seconds, args.warmup, args.multipart)
+            r = run_load(url, body, clients, args.seconds, args.warmup, args.multipart,
+                         server_pid=proc.pid if proc is not None else None)
             results.append(r)
             rows.append([clients, f"{args.seconds:g}", r["requests"], r["rps"], r["p50_ms"], r["p95_ms"],
-                         r["p99_ms"], r["max_ms"], r["errors"] or 0, r["wrong_face_count"]])
+                         r["p99_ms"], r["max_ms"], r["errors"] or 0, r["wrong_face_count"],
+                         r["server_cpu_ms_per_request"], r["client_cpu_ms_per_request"], r["other_load_pct"]])
             if args.json:
                 print(json.dumps(r))
     finally:
@@ -173,7 +214,8 @@ def main(argv=None) -> int:
           f"{'multipart' if args.multipart else 'raw body'}; server args: {args.server_args or '(defaults)'}; "
           f"{os.cpu_count()} cores")
     print(markdown_table(["clients", "s", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors",
-                          "answers without exactly 1 face"], rows))
+                          "answers without exactly 1 face", "server CPU ms/req", "client CPU ms/req",
+                          "other load %"], rows))
     return 0
 
 

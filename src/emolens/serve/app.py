@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from fastapi import FastAPI, HTTPException, Query, Request, WebSocket
+from fastapi import FastAPI, HTTPException, Query, Request, Security, WebSocket
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
@@ -78,7 +78,7 @@ class Health(BaseModel):
 
 
 ERRORS = {
-    401: {"model": ErrorOut, "description": "API key missing (the server was started with one)"},
+    401: {"model": ErrorOut, "description": "API key missing (when the server was started with one)"},
     403: {"model": ErrorOut, "description": "wrong API key"},
 }
 ANALYZE_ERRORS = {
@@ -126,18 +126,19 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                   swagger_ui_parameters={"validatorUrl": None})
     app.state.engine = engine
     app.state.config = config
-    key_doc = APIKeyHeader(name="X-API-Key", auto_error=False,
-                           description="only when the server was started with --api-key")
+    # The key is enforced by ApiKeyMiddleware on every route; this documents it (when there is one)
+    # so that Swagger UI offers "Authorize" and the schema tells clients what to send.
+    secured = [Security(APIKeyHeader(name="X-API-Key", auto_error=False,
+                                     description="the key the server was started with"))] if config.api_key else []
 
     # -- API ---------------------------------------------------------------------------
 
     @app.post("/v1/analyze", response_model=AnalyzeResult, responses=ANALYZE_ERRORS, openapi_extra=ANALYZE_BODY,
-              summary="Faces and emotions in a picture", tags=["api"])
+              summary="Faces and emotions in a picture", tags=["api"], dependencies=secured)
     async def analyze(
         request: Request,
         detector: Optional[DetectorName] = Query(None, description=f"face detector (default: {config.detector})"),
         align: bool = Query(True, description="align faces by their landmarks (false: crop the detector box)"),
-        _key: Optional[str] = documented_key(key_doc),
     ):
         content_type = request.headers.get("content-type", "")
         mime = content_type.split(";", 1)[0].strip().lower()
@@ -165,15 +166,16 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
             raise HTTPException(422, str(exc)) from None
         return JSONResponse(result)
 
-    @app.get("/v1/health", response_model=Health, responses=ERRORS, summary="Liveness and load", tags=["api"])
-    async def health(_key: Optional[str] = documented_key(key_doc)):
+    @app.get("/v1/health", response_model=Health, responses=ERRORS, summary="Liveness and load", tags=["api"],
+             dependencies=secured)
+    async def health():
         return JSONResponse({"status": "ok", "version": __version__, "workers": config.workers,
                              "pending": engine.pending, "streams": engine.streams, "analyses": engine.analyses,
                              "uptime": round(time.time() - engine.started, 1)})
 
     @app.get("/v1/model", response_model=dict[str, Any], responses=ERRORS,
-             summary="The model card of the emotion model", tags=["api"])
-    async def model_card(_key: Optional[str] = documented_key(key_doc)):
+             summary="The model card of the emotion model", tags=["api"], dependencies=secured)
+    async def model_card():
         return JSONResponse(engine.model.card)
 
     @app.websocket("/v1/stream")
@@ -211,13 +213,6 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
     app.add_middleware(ApiKeyMiddleware, api_key=config.api_key)
     app.add_middleware(AccessLog)
     return app
-
-
-def documented_key(scheme):
-    """Documents the API key in the OpenAPI schema (the middleware enforces it, on every route)."""
-    from fastapi import Security
-
-    return Security(scheme)
 
 
 def swagger_assets() -> Path:
