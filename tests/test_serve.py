@@ -41,9 +41,11 @@ KEY = "test-key-5c1f"
 
 @pytest.fixture(scope="module")
 def engine():
+    threads = cv2.getNumThreads()
     eng = Engine(ServeConfig(workers=2))
     yield eng
     eng.close()
+    cv2.setNumThreads(threads)           # the engine pins OpenCV's threads process-wide
 
 
 def client_for(engine, **settings) -> TestClient:

@@ -69,6 +69,7 @@ def server(chromium):
     from emolens.serve import ServeConfig, create_app
 
     config = ServeConfig(workers=2)
+    threads = cv2.getNumThreads()
     app = create_app(config)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,6 +87,7 @@ def server(chromium):
     srv.should_exit = True
     thread.join(timeout=10)
     app.state.engine.close()
+    cv2.setNumThreads(threads)           # the engine pins OpenCV's threads process-wide
 
 
 def write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> Path:

@@ -30,6 +30,7 @@ from emolens.images import ImageError
 from emolens.serve.engine import Engine, PictureTooLarge, ServeConfig
 from emolens.serve.security import ApiKeyMiddleware
 from emolens.serve.stream import StreamSession
+from emolens.video import DEFAULT_DETECT_EVERY, DEFAULT_HALF_LIFE, DEFAULT_MAX_MISSED
 
 STATIC = Path(__file__).resolve().parent / "static"
 MULTIPART_SLACK = 64 * 1024          # multipart headers and boundaries on top of the picture's bytes
@@ -183,9 +184,9 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
         websocket: WebSocket,
         detector: Optional[DetectorName] = Query(None),
         align: bool = Query(True),
-        detect_every: int = Query(5, ge=1, le=100),
-        half_life: float = Query(0.5, ge=0.0, le=60.0),
-        max_missed: int = Query(15, ge=0, le=1000),
+        detect_every: int = Query(DEFAULT_DETECT_EVERY, ge=1, le=100),
+        half_life: float = Query(DEFAULT_HALF_LIFE, ge=0.0, le=60.0),
+        max_missed: int = Query(DEFAULT_MAX_MISSED, ge=0, le=1000),
     ):
         session = StreamSession(websocket, engine, config, detector.value if detector is not None else None, align,
                                 detect_every=detect_every, half_life=half_life, max_missed=max_missed)

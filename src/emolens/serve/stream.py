@@ -69,7 +69,8 @@ class StreamSession:
             return
         engine.streams += 1
         try:
-            self.tracker = await engine.run(self._make_tracker)
+            loop = asyncio.get_running_loop()
+            self.tracker = await loop.run_in_executor(engine.executor, self._make_tracker)
             receiver = asyncio.create_task(self._receive())
             processor = asyncio.create_task(self._process())
             done, pending = await asyncio.wait({receiver, processor}, return_when=asyncio.FIRST_COMPLETED)
