@@ -46,6 +46,18 @@ def default_threads() -> int:
     return int(os.environ.get("EMOLENS_THREADS", 0)) or min(2, os.cpu_count() or 1)
 
 
+def spin_during_runs_only(opts) -> None:
+    """ONNX Runtime session options: pool threads busy-wait inside a run, and sleep once it returns.
+
+    Without spinning, every operator wakes the pool's threads anew, which costs more than
+    the small operators of these models take (2 threads were no faster than 1). Spinning
+    left on after a run would keep a core busy between frames, the core other work (and
+    other processes) need; ``session.force_spinning_stop`` ends it when ``run`` returns.
+    """
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
+
+
 class EmotionModel:
     """An exported emolens model: ``model(faces_uint8)`` -> probabilities and intensities."""
 
@@ -65,9 +77,7 @@ class EmotionModel:
         opts = ort.SessionOptions()
         n = threads or default_threads()
         opts.intra_op_num_threads = n
-        # No busy-waiting between runs: on a 2-core machine a spinning pool steals the core
-        # the next pipeline stage (landmarks, detection) needs.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        spin_during_runs_only(opts)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
