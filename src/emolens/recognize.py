@@ -21,7 +21,7 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.faces.align import DEFAULT_CROP, CropSpec, crop_face, get_crop
-from emolens.faces.detect import DEFAULT_DETECTOR, Detection, FaceDetector, get_detector
+from emolens.faces.detect import DEFAULT_DETECTOR, Detection, FaceDetector, detect_faces, get_detector
 from emolens.faces.landmarks import MIN_LANDMARK_FACE, LandmarkPredictor
 from emolens.images import read_image, read_image_scaled, to_bgr8, to_grey
 
@@ -148,13 +148,15 @@ class Recognizer:
         self.times.convert, self.times.detect = t1 - t0, t2 - t1
         return located
 
-    def detect(self, grey: np.ndarray) -> list[Detection]:
+    def detect(self, grey: np.ndarray, retry: bool | None = None) -> list[Detection]:
         """Face boxes in a grey uint8 image (largest first), after ``min_face`` and ``max_faces``.
 
         The detection step of ``locate`` alone: video runs it every few frames and tracks
-        the faces in between with ``locate_boxes``.
+        the faces in between with ``locate_boxes``. retry: False skips the detector's padded
+        second chance for pictures where it finds nothing (see ``emolens.faces.detect``).
         """
-        detections = [d for d in self.detector(grey) if min(d.box[2], d.box[3]) >= self.min_face]
+        found = detect_faces(self.detector, grey, retry)
+        detections = [d for d in found if min(d.box[2], d.box[3]) >= self.min_face]
         if self.max_faces is not None:
             detections = detections[: self.max_faces]
         return detections

@@ -669,24 +669,6 @@ class FrameResult:
                 "faces": [f.to_dict() for f in self.faces]}
 
 
-@contextlib.contextmanager
-def _single_pass(detector):
-    """Turn off the detectors' padded second chance (made for tight photo crops) during video detection.
-
-    In a video frame a face rarely fills the picture, and the retry would double the
-    cost of every detection on frames without a face.
-    """
-    parts = [detector, *getattr(detector, "detectors", [])]
-    saved = [(d, d.retry_pad) for d in parts if hasattr(d, "retry_pad")]
-    for d, _ in saved:
-        d.retry_pad = 0.0
-    try:
-        yield
-    finally:
-        for d, value in saved:
-            d.retry_pad = value
-
-
 class FaceTracker:
     """Per-frame analysis with tracking and smoothing, on top of a ``Recognizer``.
 
@@ -757,8 +739,9 @@ class FaceTracker:
         grey = to_grey(frame.image, self.color)
         detect = self.count % self.detect_every == 0
         if detect:
-            with _single_pass(rec.detector):
-                detections = drop_nested(rec.detect(grey))
+            # No padded second chance (made for tight photo crops): in a video frame a face rarely
+            # fills the picture, and the retry would double the cost of every frame without a face.
+            detections = drop_nested(rec.detect(grey, retry=False))
             pairs = greedy_match([t.box for t in self.tracks], [d.box for d in detections], self.iou_threshold)
             owner = {di: self.tracks[ti] for ti, di in pairs}
             # Faces the detector missed this time are still followed while they look like themselves

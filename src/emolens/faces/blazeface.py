@@ -163,8 +163,8 @@ class BlazeFaceDetector(FaceDetector):
         self.iou = float(iou)
         self.tiles = _TiledSearch(self, max_side=self.max_side) if tiles else None
 
-    def __call__(self, grey: np.ndarray):
-        found = super().__call__(grey)  # the whole picture, then the padded second chance
+    def __call__(self, grey: np.ndarray, retry: bool | None = None):
+        found = super().__call__(grey, retry=retry)  # the whole picture, then the padded second chance
         if found or self.tiles is None:
             return found
         return self.tiles(grey)
@@ -195,7 +195,7 @@ class _TiledSearch(FaceDetector):
     name = "blazeface-tiles"
 
     def __init__(self, blazeface: BlazeFaceDetector, **base):
-        super().__init__(retry_pad=0.0, **base)
+        super().__init__(retry=False, **base)
         self.blazeface = blazeface
 
     def _detect(self, grey):

@@ -8,7 +8,9 @@ does not depend on the backend:
   boxes are scaled back, so a 20000 x 20000 picture costs what a 640 px one does;
 - when nothing is found, a second chance runs on the image padded with a border (and
   enlarged when small): a face that fills the whole picture, as in tightly cropped
-  portraits, is found far more often with some background around it.
+  portraits, is found far more often with some background around it. ``retry=False``
+  (to the constructor, or to one call) skips it: video frames, where a face rarely
+  fills the picture and the retry would double the cost of every frame without a face.
 
 Adding a backend is one decorated factory function::
 
@@ -18,6 +20,8 @@ Adding a backend is one decorated factory function::
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,16 +42,23 @@ class FaceDetector:
 
     name = "base"
 
-    def __init__(self, max_side: int = 640, retry_pad: float = 0.3, retry_min_side: int = 240):
+    def __init__(self, max_side: int = 640, retry_pad: float = 0.3, retry_min_side: int = 240, retry: bool = True):
+        """max_side: longest side detection runs at. retry: run the padded second chance when
+        nothing is found; retry_pad: its border, as a fraction of the longer side;
+        retry_min_side: the picture is enlarged to at least this shorter side for it."""
         self.max_side = int(max_side)
+        self.retry = bool(retry)
         self.retry_pad = float(retry_pad)
         self.retry_min_side = int(retry_min_side)
 
     def _detect(self, grey: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         raise NotImplementedError
 
-    def __call__(self, grey: np.ndarray) -> list[Detection]:
-        """Faces in a grey uint8 image, largest first."""
+    def __call__(self, grey: np.ndarray, retry: bool | None = None) -> list[Detection]:
+        """Faces in a grey uint8 image, largest first.
+
+        retry: run the padded second chance if nothing is found (None: the detector's ``retry``).
+        """
         grey = np.ascontiguousarray(grey)
         if grey.ndim != 2 or grey.dtype != np.uint8:
             raise ValueError(f"detectors take a 2-D uint8 grey image, got {grey.dtype} {grey.shape}")
@@ -59,7 +70,7 @@ class FaceDetector:
                                                      interpolation=cv2.INTER_AREA)
         found = self._detect(small)
         offset = 0.0
-        if not found and self.retry_pad > 0:
+        if not found and (self.retry if retry is None else retry) and self.retry_pad > 0:
             # Second chance: border around the picture, enlarged when small.
             sh, sw = small.shape
             grow = max(1.0, self.retry_min_side / min(sh, sw))
@@ -81,6 +92,23 @@ class FaceDetector:
                                      float(score)))
         out.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return out
+
+
+def detect_faces(detector, grey: np.ndarray, retry: bool | None = None) -> list[Detection]:
+    """``detector(grey, retry=retry)``, or ``detector(grey)`` for a detector whose ``__call__``
+    has no ``retry`` (one written before the option existed): it then decides alone."""
+    if retry is None or not _takes_retry(type(detector)):
+        return detector(grey)
+    return detector(grey, retry=retry)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_retry(cls) -> bool:
+    try:
+        params = inspect.signature(cls.__call__).parameters
+    except (TypeError, ValueError):
+        return False
+    return "retry" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,9 +255,9 @@ class FallbackDetector(FaceDetector):
         self.detectors = detectors
         self.name = name
 
-    def __call__(self, grey: np.ndarray) -> list[Detection]:
+    def __call__(self, grey: np.ndarray, retry: bool | None = None) -> list[Detection]:
         for detector in self.detectors:
-            found = detector(grey)
+            found = detector(grey, retry=retry)
             if found:
                 return found
         return []
