@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from emolens.faces import CropSpec, crop_face, get_crop, get_detector, list_detectors
-from emolens.faces.align import crop_matrix, level_angle, levelling_matrix, transform_points
-from emolens.faces.detect import Detection, FaceDetector, UnknownDetectorError, register_detector
+from emolens.faces.align import crop_matrix, level_angle, levelling_matrix, transform_points, warp_crop
+from emolens.faces.detect import Detection, FaceDetector, UnknownDetectorError, detect_faces, register_detector
 from emolens.faces.landmarks import SHAPE_PREDICTOR_68, LandmarkPredictor, eye_centres, model_file
 
 
@@ -63,6 +65,39 @@ def test_large_image_is_detected_downscaled_and_boxes_scaled_back(photo):
     assert np.allclose(big_box, np.array(reference) * 2800 / 640, atol=6)
 
 
+def test_padded_second_chance_is_an_option_of_the_detector_and_of_each_call():
+    from emolens.faces.detect import FallbackDetector
+
+    class Counting(FaceDetector):
+        calls = 0
+
+        def _detect(self, grey):
+            Counting.calls += 1
+            return []
+
+    blank = np.zeros((100, 100), np.uint8)
+
+    def passes(detector, **call):
+        Counting.calls = 0
+        assert detector(blank, **call) == []
+        return Counting.calls
+
+    assert passes(Counting()) == 2                       # the picture, then the padded retry
+    assert passes(Counting(), retry=False) == 1
+    assert passes(Counting(retry=False)) == 1
+    assert passes(Counting(retry=False), retry=True) == 2  # the call decides
+    assert passes(FallbackDetector([Counting(), Counting()]), retry=False) == 2
+    assert get_detector("blazeface", retry=False).retry is False and get_detector("haar").retry is True
+
+    class Older(FaceDetector):  # a detector written before the option: its __call__ has no retry
+        def __call__(self, grey):
+            return [Detection((1, 2, 30, 30), 1.0)]
+
+    assert detect_faces(Older(), blank, retry=False) == [Detection((1, 2, 30, 30), 1.0)]
+    Counting.calls = 0
+    assert detect_faces(Counting(), blank, retry=False) == [] and Counting.calls == 1
+
+
 def test_register_a_new_backend():
     @register_detector("test-fixed", "always one box")
     def _fixed(**options):
@@ -92,6 +127,36 @@ def test_landmarks_on_a_real_face(photo):
     left, right = eye_centres(lm)
     assert left[0] < right[0]
     assert max(left[1], right[1]) < lm[30, 1] < lm[8, 1]  # eyes above nose tip above chin
+
+
+def test_landmark_points_parsed_from_dlibs_text_equal_its_attributes(photo):
+    import dlib
+
+    from emolens.faces.landmarks import parts_array
+
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    x, y, w, h = get_detector("dlib")(grey)[0].box
+    predictor = LandmarkPredictor()
+    for dx in (0, -x - w // 3):  # the second box hangs off the left edge: negative coordinates
+        shape = predictor._predictor(grey, dlib.rectangle(x + dx, y, x + dx + w - 1, y + h - 1))
+        slow = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+        fast = parts_array(shape)
+        assert fast.dtype == np.float32 and fast.shape == (68, 2) and np.array_equal(fast, slow)
+    assert dx < 0 and (slow[:, 0] < 0).any()
+
+
+def test_landmarks_are_the_same_with_and_without_huge_pages(photo):
+    from emolens.faces.landmarks import advise_huge_pages
+
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    box = get_detector("dlib")(grey)[0].box
+    plain = LandmarkPredictor(huge_pages=False)
+    huge = LandmarkPredictor(huge_pages=True)
+    assert plain.huge_page_bytes == 0
+    if sys.platform.startswith("linux") and Path("/sys/kernel/mm/transparent_hugepage").is_dir():
+        assert huge.huge_page_bytes > 32 << 20  # at least most of the model's ~70 MB
+    assert np.array_equal(huge(grey, box), plain(grey, box))
+    assert advise_huge_pages(None) == 0  # no "before" (not Linux): nothing done
 
 
 def synthetic_landmarks(angle_deg: float = 0.0, centre=(200.0, 200.0)) -> np.ndarray:
@@ -133,6 +198,46 @@ def test_aligned_crop_geometry(angle):
     assert out[16, 0] == pytest.approx(48, abs=1e-6)               # landmark 17 on the right edge
     assert out[8, 1] == pytest.approx(48, abs=1e-6)                # landmark 9 (chin) on the bottom edge
     assert left[1] == pytest.approx(48 / 3, abs=1e-6)              # top=0.5: eyes one third down
+
+
+def _crop_matrix_with_arrays(spec, size, box=None, landmarks=None):
+    """crop_matrix as first written, with array operations on all 68 points (the reference)."""
+    from emolens.faces.align import _frame
+
+    if spec.mode == "aligned":
+        rotation = levelling_matrix(landmarks)
+        lm = transform_points(rotation, landmarks)
+        eye_y = lm[36:48, 1].mean()
+        left, right = lm[0, 0], lm[16, 0]
+        top = eye_y - spec.top * (lm[8, 1] - eye_y)
+        x0, y0, w, h = _frame(min(left, right), top, max(left, right), lm[8, 1], spec)
+    else:
+        bx, by, bw, bh = box
+        rotation = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        x0, y0, w, h = _frame(bx, by, bx + bw, by + bh, spec)
+    sx, sy = size / w, size / h
+    scale = np.array([[sx, 0, -x0 * sx], [0, sy, -y0 * sy], [0, 0, 1]])
+    return (scale @ np.vstack([rotation, [0, 0, 1]]))[:2]
+
+
+def test_crop_matrix_equals_the_array_formulation_and_so_do_the_crops():
+    rng = np.random.default_rng(0)
+    grey = cv2.GaussianBlur(rng.integers(0, 256, (480, 640), dtype=np.uint8), (0, 0), 2)
+    specs = [get_crop("aligned"), get_crop("box"), get_crop("box-wide"),
+             CropSpec("aligned", top=0.4, margin=0.1, shift=0.05, square=False)]
+    for i in range(200):
+        lm = (synthetic_landmarks(rng.uniform(-40, 40), centre=rng.uniform(150, 350, 2))
+              + rng.normal(0, 3, (68, 2))).astype(np.float32)
+        box = tuple(int(v) for v in rng.integers(0, 300, 4) + [0, 0, 20, 20])
+        for spec in specs:
+            fast = crop_matrix(spec, 48, box=box, landmarks=lm)
+            reference = _crop_matrix_with_arrays(spec, 48, box=box, landmarks=lm)
+            assert np.abs(fast - reference).max() < 1e-9
+            if i < 20:
+                assert np.array_equal(crop_face(grey, spec, 48, box=box, landmarks=lm),
+                                      warp_crop(grey, reference, 48))
+    with pytest.raises(ValueError, match="68"):
+        crop_matrix(get_crop("aligned"), 48, landmarks=np.zeros((5, 2)))
 
 
 def test_square_crop_keeps_aspect_and_centres():
