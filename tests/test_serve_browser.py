@@ -129,7 +129,7 @@ def make_driver(*extra: str):
     return driver
 
 
-def wait_for(driver, condition, timeout: float = 30.0, what: str = "condition"):
+def wait_for(driver, condition, timeout: float = 60.0, what: str = "condition"):
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:

@@ -122,6 +122,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
         yield
         if owns_engine:
             engine.close()
+
     app = FastAPI(title="emolens", version=__version__, description=DESCRIPTION, docs_url=None, redoc_url=None,
                   swagger_ui_oauth2_redirect_url=None, lifespan=lifespan,
                   swagger_ui_parameters={"validatorUrl": None})
@@ -170,7 +171,7 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
     @app.get("/v1/health", response_model=Health, responses=ERRORS, summary="Liveness and load", tags=["api"],
              dependencies=secured)
     async def health():
-        return JSONResponse({"status": "ok", "version": __version__, "workers": config.workers,
+        return JSONResponse({"status": "ok", "version": __version__, "workers": engine.config.workers,
                              "pending": engine.pending, "streams": engine.streams, "analyses": engine.analyses,
                              "uptime": round(time.time() - engine.started, 1)})
 
