@@ -121,6 +121,9 @@ def test_analyze_query_options(client, example_bytes):
     assert faces and all(f["aligned"] is False for f in faces)
     r = client.post("/v1/analyze?detector=nope", content=example_bytes, headers={"content-type": "image/jpeg"})
     assert r.status_code == 422
+    # An unencoded "+" arrives as a space; "dlib+haar" still means the combined detector.
+    r = client.post("/v1/analyze?detector=dlib+haar", content=example_bytes, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200, r.text
 
 
 def test_option_variants_equal_a_fresh_recognizer(engine, example_bytes):

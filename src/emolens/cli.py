@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from emolens.emotions import EMOTIONS
@@ -29,7 +30,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -437,13 +438,13 @@ def serve_command(
 
     POST /v1/analyze (a picture -> the JSON of `emolens predict --json`), WS /v1/stream (camera frames -> tracked, smoothed faces), GET /v1/health, GET /v1/model, API docs at /docs, the page at /.
 
-    Everything, the docs included, is served by emolens itself: no internet needed. Listens on 127.0.0.1 unless told otherwise. Needs the serve extra: pip install 'emolens\\[serve]'.
+    Everything, the docs included, is served by emolens itself: no internet needed. Listens on 127.0.0.1 unless told otherwise. Needs the serve extra: pip install 'emolens[serve]'.
     """
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError:
-        fail("this command needs the serve extra: pip install 'emolens\\[serve]'")
+        fail("this command needs the serve extra: pip install 'emolens[serve]'")
     from emolens.faces.detect import UnknownDetectorError
     from emolens.runtime import ModelError
     from emolens.serve.engine import Engine, ServeConfig, default_workers

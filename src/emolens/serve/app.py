@@ -40,6 +40,8 @@ access_log = logging.getLogger("emolens.serve.access")
 
 DetectorName = enum.Enum("DetectorName", {name.replace("+", "_").replace("-", "_"): name
                                           for name in list_detectors()}, type=str)
+# An unencoded "+" in a query string arrives as a space: accept "dlib haar" for "dlib+haar".
+DetectorName._missing_ = classmethod(lambda cls, value: cls._value2member_map_.get(str(value).replace(" ", "+")))
 
 # -- response models (documentation and schema checks; responses are built as plain dicts) --------
 
