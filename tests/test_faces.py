@@ -420,3 +420,37 @@ def test_blazeface_finds_a_small_face_in_a_webcam_frame_by_tiles(photo, face_sid
     assert len(found) == 1
     x, y, w, h = found[0].box
     assert 420 <= x + w / 2 <= 420 + face_side and 300 <= y + h / 2 <= 300 + face_side
+
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
+def test_blazeface_finds_no_face_on_empty_scenes(size):
+    """Smooth blurred texture (clips.background, an empty room) drew near-whole-picture boxes
+    scoring 0.5-0.7, in the whole pass and in tiles; the second look and the tile size limit drop them."""
+    from emolens.testing.clips import background
+
+    det = get_detector("blazeface")
+    for seed in range(5):
+        grey = cv2.cvtColor(background(size, seed), cv2.COLOR_BGR2GRAY)
+        assert det(grey, retry=False) == [], f"seed {seed}"
+        assert det(grey) == [], f"seed {seed} with the padded retry"
+
+
+def test_blazeface_finds_one_face_in_a_720p_frame_without_texture_boxes(photo):
+    """A 300 px face in a 1280x720 frame is found by the tiles, alone (no box on the background)."""
+    from emolens.testing.clips import Actor, background, render
+
+    frame = render(background((1280, 720), 0), [Actor(photo, [(0, 500, 380, 300), (1, 500, 380, 300)])], 0.5)
+    found = get_detector("blazeface")(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), retry=False)
+    assert len(found) == 1
+    x, y, w, h = found[0].box
+    assert 350 < x + w / 2 < 650 and 230 < y + h / 2 < 530
+
+
+def test_blazeface_second_look_keeps_large_real_faces(photo):
+    """The second look applies to large, unsure boxes; a portrait filling the picture stays found."""
+    from emolens.faces.blazeface import BlazeFaceDetector
+
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    with_look, without = BlazeFaceDetector(), BlazeFaceDetector(second_look=False)
+    assert len(with_look(grey)) == len(without(grey)) == 1
+    assert with_look(grey)[0].box == without(grey)[0].box

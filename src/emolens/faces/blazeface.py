@@ -16,6 +16,18 @@ same outputs (max difference 1e-4). What the model leaves to its caller is here:
 - NMS: ``cv2.dnn.NMSBoxes`` picks the boxes, and each kept box is the score-weighted
   mean of the boxes it suppresses (MediaPipe's "weighted" NMS: steadier boxes on video).
 
+False faces: on smooth, blurred texture (an empty room, a wall) the model reports a box
+nearly as large as its input with a middling score (0.5-0.7), exactly as it scores a
+portrait filling the picture. Two checks keep them out:
+
+- second look: a box over ``LOOK_SIDE`` of the picture's longer side scoring under
+  ``LOOK_SCORE`` is kept only if the model finds it again on a square crop ``LOOK_CROP``
+  times its size around it (a real face then has background around it; texture is
+  no face at any framing). On photos-dev this keeps 186 of the 187 top boxes it
+  applies to and removes every false box on the empty synthetic scenes;
+- tiles look only for small faces: a box over ``TILE_MAX_SIDE`` of a tile's side is
+  one the whole-picture pass would have found if it were a face, so it is dropped.
+
 dlib's 68-point shape predictor was trained on dlib HOG boxes, which sit lower and are
 tighter than BlazeFace's. ``box="dlib"`` (the default) re-centres the box on the point
 45% of the way from the eyes' midpoint to the mouth and scales its side by 0.90; on
@@ -40,6 +52,12 @@ KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_tragion", "lef
 # Raw BlazeFace box -> the box dlib's HOG detector would draw (fitted on photos-dev).
 DLIB_BOX_SCALE = 0.90   # side of the dlib box / side of the BlazeFace box
 DLIB_BOX_CENTRE = 0.45  # box centre, as a fraction of the way from the eyes' midpoint to the mouth
+
+# False-face checks (module docstring); measured with benchmarks/detectors.py and the empty-scene test.
+LOOK_SIDE = 0.6    # boxes at least this fraction of the picture's longer side get a second look ...
+LOOK_SCORE = 0.8   # ... when they score under this
+LOOK_CROP = 1.6    # side of the second look's crop / side of the box
+TILE_MAX_SIDE = 0.6  # largest box a tile may report, as a fraction of the tile's side
 
 
 def ssd_anchors(size: int = INPUT_SIZE, strides=STRIDES) -> np.ndarray:
@@ -135,12 +153,13 @@ class BlazeFaceDetector(FaceDetector):
     box: "dlib" (boxes in dlib HOG's convention, for the landmark predictor) or "raw".
     min_score: confidence threshold (MediaPipe's default 0.5). iou: NMS overlap threshold.
     threads: ONNX Runtime threads (1: the net is tiny, more threads cost more than they give).
+    second_look: check large, unsure boxes again on a crop around them (module docstring).
     """
 
     name = "blazeface"
 
     def __init__(self, box: str = "dlib", min_score: float = 0.5, iou: float = 0.3, tiles: bool = True,
-                 model: str | Path = MODEL_FILE, threads: int = 1, **base):
+                 model: str | Path = MODEL_FILE, threads: int = 1, second_look: bool = True, **base):
         super().__init__(**base)
         if box not in ("dlib", "raw"):
             raise ValueError(f"box must be 'dlib' or 'raw', got {box!r}")
@@ -161,6 +180,7 @@ class BlazeFaceDetector(FaceDetector):
         self.box = box
         self.min_score = float(min_score)
         self.iou = float(iou)
+        self.second_look = bool(second_look)
         self.tiles = _TiledSearch(self, max_side=self.max_side) if tiles else None
 
     def __call__(self, grey: np.ndarray, retry: bool | None = None):
@@ -171,9 +191,28 @@ class BlazeFaceDetector(FaceDetector):
 
     def _detect(self, grey):
         boxes, scores, kps = self._run(grey)
+        if self.second_look and len(boxes):
+            keep = [i for i, (b, s) in enumerate(zip(boxes, scores)) if self._confirmed(grey, b, s)]
+            boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
         if self.box == "dlib":
             boxes = np.array([dlib_style_box(b, k) for b, k in zip(boxes, kps)]).reshape(-1, 4)
         return [(*map(float, b), float(s)) for b, s in zip(boxes, scores)]
+
+    def _confirmed(self, grey: np.ndarray, box: np.ndarray, score: float) -> bool:
+        """A raw box is a face: small or sure enough, or found again on a crop around it."""
+        h, w = grey.shape
+        if max(box[2], box[3]) < LOOK_SIDE * max(h, w) or score >= LOOK_SCORE:
+            return True
+        side = int(round(LOOK_CROP * max(box[2], box[3])))
+        x0 = int(round(box[0] + box[2] / 2 - side / 2))
+        y0 = int(round(box[1] + box[3] / 2 - side / 2))
+        pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+        if pad:
+            grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        crop = np.ascontiguousarray(grey[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side])
+        again, _, _ = self._run(crop)
+        ref = (box[0] - x0, box[1] - y0, box[2], box[3])
+        return any(_iou(b, ref) > 0.5 for b in again)
 
     def _run(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw boxes (x, y, w, h), scores and keypoints (K, 6, 2) in ``grey``'s pixels."""
@@ -189,8 +228,17 @@ class BlazeFaceDetector(FaceDetector):
         return boxes, conf, (kps - shift) / scale
 
 
+def _iou(a, b) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    return float(iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih))
+
+
 class _TiledSearch(FaceDetector):
-    """BlazeFace over overlapping tiles of half the picture's longer side; duplicates merged by NMS."""
+    """BlazeFace over overlapping tiles of half the picture's longer side; duplicates merged by NMS.
+    Only boxes up to ``TILE_MAX_SIDE`` of the tile are kept: larger faces are the whole pass's."""
 
     name = "blazeface-tiles"
 
@@ -206,6 +254,8 @@ class _TiledSearch(FaceDetector):
         boxes, scores, kps = [], [], []
         for x, y in tile_grid(h, w, side):
             b, s, k = self.blazeface._run(np.ascontiguousarray(grey[y:y + side, x:x + side]))
+            small = np.maximum(b[:, 2], b[:, 3]) <= TILE_MAX_SIDE * side  # larger: texture (module docstring)
+            b, s, k = b[small], s[small], k[small]
             boxes.append(b + [x, y, 0, 0])
             scores.append(s)
             kps.append(k + [x, y])
