@@ -303,6 +303,20 @@ def test_moving_face_is_followed_between_detections(moving_clip, recognizer):
         assert abs(x + w / 2 - cx) < 0.25 * side and abs(y + h / 2 - cy) < 0.3 * side
 
 
+def test_default_detector_keeps_one_id_for_a_moving_face_in_hd(tmp_path, tiny_model, faces):
+    """1280x720, one real face crossing the frame (the benchmark's clip, shorter): BlazeFace's tiles
+    used to add boxes on the background too (2-3 per frame), which started extra tracks."""
+    from emolens import Recognizer
+
+    size = (1280, 720)
+    clip = clips.write_clip(tmp_path / "hd.mp4", clips.moving_face(faces[0], size, 2.0), size, FPS, 2.0)
+    rec = Recognizer(model=tiny_model, detector="blazeface")
+    results = list(rec.stream(clip.path, detect_every=5))
+    assert len(results) == clip.frames
+    assert all(len(r.faces) == 1 for r in results)
+    assert {f.track_id for r in results for f in r.faces} == {1}
+
+
 def test_lost_face_ends_its_track_after_max_missed(recognizer, faces):
     actors = clips.steady_face(faces[2], SIZE, 1.0)
     frame_with = clips.render(clips.background(SIZE), actors, 0.5)

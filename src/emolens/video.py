@@ -738,6 +738,13 @@ class FaceTracker:
         t0 = time.perf_counter()
         grey = to_grey(frame.image, self.color)
         detect = self.count % self.detect_every == 0
+        if not detect:
+            active = [t for t in self.tracks if not t.lost]
+            chosen, located = self._follow(grey, active)
+            n_detected = 0
+            # A followed face was lost (fast motion, a turn): the detector looks for it on this frame
+            # rather than leaving it unreported until the next scheduled detection.
+            detect = len(chosen) < len(active)
         if detect:
             # No padded second chance (made for tight photo crops): in a video frame a face rarely
             # fills the picture, and the retry would double the cost of every frame without a face.
@@ -769,9 +776,6 @@ class FaceTracker:
             n_detected = len(chosen)
             chosen += followed
             located += followed_located
-        else:
-            chosen, located = self._follow(grey, [t for t in self.tracks if not t.lost])
-            n_detected = 0
         faces = rec.classify(located)
         out = []
         for k, (track, face) in enumerate(zip(chosen, faces)):
