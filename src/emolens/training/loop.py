@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,7 +217,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             # The epoch count changed: re-target the schedule, continuing from the current step.
             sched = make_scheduler(opt, recipe, steps_per_epoch)
             sched.last_epoch = done_steps - 1
-            sched.step()
+            with warnings.catch_warnings():  # stepping before the optimizer is deliberate here: it sets the lr
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
+                sched.step()
             log.info("schedule re-targeted to %d epochs from step %d (lr now %.4g)", t.epochs, done_steps,
                      opt.param_groups[0]["lr"])
         gen.set_state(state["generator"])
