@@ -17,6 +17,7 @@ torch = pytest.importorskip("torch", reason="training tests need the [train] ext
 from typer.testing import CliRunner  # noqa: E402
 
 from emolens.cli import app  # noqa: E402
+from emolens.training.loop import train_commands  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "emonet_s20.toml"
@@ -79,7 +80,23 @@ def test_resume_with_more_epochs_retargets_the_schedule(tmp_path, fer2013_path, 
     assert result.exit_code == 0, result.output
     entries = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in entries] == [1, 2]
-    assert torch.load(out / "last.pt", weights_only=False)["scheduler"]["total_steps"] == 2 * (128 // 128)  # epochs x steps per epoch
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["scheduler"]["total_steps"] == 2 * (128 // 128)  # epochs x steps per epoch
+    assert state["invocations"] == [{"from_epoch": 0, "epochs": 1}, {"from_epoch": 1, "epochs": 2}]
+    assert train_commands(state["invocations"], "r.toml", "runs/x") == [
+        "emolens train --recipe r.toml --out runs/x --epochs 1 --stop-after 1",
+        "emolens train --recipe r.toml --out runs/x --epochs 2",
+    ]
+
+
+def test_train_commands_merge_resumes_that_kept_the_epoch_target():
+    runs = [{"from_epoch": 0, "epochs": 45}, {"from_epoch": 6, "epochs": 45}, {"from_epoch": 11, "epochs": 55},
+            {"from_epoch": 30, "epochs": 55}]
+    assert train_commands(runs, "recipes/a.toml", "runs/a") == [
+        "emolens train --recipe recipes/a.toml --out runs/a --epochs 45 --stop-after 11",
+        "emolens train --recipe recipes/a.toml --out runs/a --epochs 55",
+    ]
+    assert train_commands([], "recipes/a.toml", "runs/a") == ["emolens train --recipe recipes/a.toml --out runs/a"]
 
 
 def test_export_parity_and_model_card(smoke_run, tmp_path):
@@ -95,6 +112,8 @@ def test_export_parity_and_model_card(smoke_run, tmp_path):
     assert card["file_size_bytes"] == onnx_path.stat().st_size
     assert card["parameters"] > 1e6
     assert card["calibration"]["temperature"] > 0
+    assert card["training"]["invocations"] and card["validation"]["intensity_rmse_tta"] > 0
+    assert "emolens train --recipe" in onnx_path.with_suffix(".md").read_text()
 
     from emolens.runtime import EmotionModel
 

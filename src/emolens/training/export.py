@@ -24,7 +24,7 @@ from emolens.metrics import expected_calibration_error, fit_temperature, softmax
 from emolens.model_input import InputSpec
 from emolens.runtime import EmotionModel, card_path_for
 from emolens.training.data import load_dataset
-from emolens.training.loop import load_net
+from emolens.training.loop import load_net, train_commands
 from emolens.training.nets import count_parameters
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         "recipe": recipe,
         "training": {"epochs": len(state.get("history", [])) or state.get("epoch_entry", {}).get("epoch"),
                      "checkpoint_epoch": state.get("epoch_entry", {}).get("epoch"),
-                     "wall_time_minutes": None},
+                     "wall_time_minutes": None, "invocations": state.get("invocations", [])},
         "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "emolens_version": __version__,
         "torch_version": torch.__version__,
@@ -147,7 +147,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
             "data": str(data_path), "split": val.split, "n": rep["n"],
             "accuracy": rep["accuracy"], "accuracy_tta": rep_tta["accuracy"],
             "macro_f1": rep["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
-            "intensity_rmse": rep["intensity_rmse"],
+            "intensity_rmse": rep["intensity_rmse"], "intensity_rmse_tta": rep_tta["intensity_rmse"],
             "ferplus_majority_accuracy": rep.get("ferplus_majority_accuracy"),
             "per_class_recall": {e: rep["per_class"][e]["recall"] for e in EMOTIONS},
             "onnx_torch_max_abs_diff": diff,
@@ -210,7 +210,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "- **Reproduce**:",
         "",
         "  ```",
-        f"  emolens train --recipe {source} --out runs/{name}",
+        *(f"  {cmd}" for cmd in train_commands(card["training"].get("invocations", []), source, f"runs/{name}")),
         f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx",
         "  ```",
         "",
@@ -221,7 +221,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"| accuracy, single pass | {_pct(v.get('accuracy'))} |",
         f"| accuracy, mirror TTA | {_pct(v.get('accuracy_tta'))} |",
         f"| macro-F1 | {v.get('macro_f1', float('nan')):.4f} |",
-        f"| intensity RMSE vs FER+ vote fractions | {v.get('intensity_rmse') or float('nan'):.4f} |",
+        f"| intensity RMSE vs FER+ vote fractions, single / mirror TTA | {v.get('intensity_rmse') or float('nan'):.4f} / "
+        f"{v.get('intensity_rmse_tta') or float('nan'):.4f} |",
         f"| FER+ majority-vote accuracy | {_pct(v.get('ferplus_majority_accuracy'))} |",
         f"| ECE before / after temperature {c.get('temperature', 1.0):.2f} | "
         f"{c.get('ece_before', float('nan')):.4f} / {c.get('ece_after', float('nan')):.4f} |",

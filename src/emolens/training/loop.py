@@ -201,6 +201,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     weights = class_weights_for(data.labels, t.class_weighting)
     teacher = teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out) if t.teacher_weight > 0 else None
     history: list[dict] = []
+    invocations: list[dict] = []  # how this run was invoked (epoch it started from, epoch target): see train_commands
     start_epoch, best_acc = 0, -1.0
 
     last = out / "last.pt"
@@ -225,10 +226,12 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         history = state["history"]
+        invocations = state.get("invocations", [])
         start_epoch = state["epoch"] + 1
         best_acc = state.get("best_acc", -1.0)
         log.info("resuming %s at epoch %d/%d", last, start_epoch + 1, t.epochs)
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
+    invocations = invocations + [{"from_epoch": start_epoch, "epochs": t.epochs}]
 
     n_params = count_parameters(net)
     end_epoch = min(t.epochs, start_epoch + stop_after) if stop_after > 0 else t.epochs
@@ -303,24 +306,48 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "epoch": epoch, "history": history, "best_acc": max(best_acc, val["accuracy"]),
             "recipe": recipe.to_dict(), "arch": net.arch, "arch_kwargs": net.arch_kwargs,
-            "input_spec": spec.to_dict(), "n_params": n_params,
+            "input_spec": spec.to_dict(), "n_params": n_params, "invocations": invocations,
         }
         torch.save(state, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", last)
         if val["accuracy"] > best_acc:
             best_acc = val["accuracy"]
-            save_inference_checkpoint(scored, recipe, spec, entry, out / "best.pt")
+            save_inference_checkpoint(scored, recipe, spec, entry, out / "best.pt", invocations)
         plot_history(history, out / "curves.png")
     return history[-1] if history else {}
 
 
-def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, entry: dict, path: Path) -> None:
+def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, entry: dict, path: Path,
+                              invocations: list[dict] | None = None) -> None:
     """Weights only (the EMA weights when used), with what export needs to rebuild the net."""
     torch.save({
         "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
         "arch": recipe.net.name, "arch_kwargs": recipe.net.args, "recipe": recipe.to_dict(),
-        "input_spec": spec.to_dict(), "epoch_entry": entry,
+        "input_spec": spec.to_dict(), "epoch_entry": entry, "invocations": invocations or [],
     }, path)
+
+
+def train_commands(invocations: list[dict], recipe_file: str, out_dir: str) -> list[str]:
+    """The ``emolens train`` commands that reproduce a run exactly, from its recorded invocations.
+
+    Resuming is deterministic, so only a change of the epoch target matters: each target but
+    the last becomes a command with ``--stop-after`` at the epoch where the next one began.
+    """
+    segments: list[dict] = []
+    for inv in invocations:
+        if segments and segments[-1]["epochs"] == inv["epochs"]:
+            continue
+        segments.append(dict(inv))
+    base = f"emolens train --recipe {recipe_file} --out {out_dir}"
+    if not segments:
+        return [base]
+    commands = []
+    for seg, nxt in zip(segments, segments[1:] + [None]):
+        cmd = f"{base} --epochs {seg['epochs']}"
+        if nxt is not None:
+            cmd += f" --stop-after {nxt['from_epoch'] - seg['from_epoch']}"
+        commands.append(cmd)
+    return commands
 
 
 def load_net(checkpoint: str | Path, weights: str = "auto") -> tuple[EmotionNet, dict]:
