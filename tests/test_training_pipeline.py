@@ -21,6 +21,7 @@ from emolens.training.loop import train_commands  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "emonet_s20.toml"
+SHIPPED = ROOT / "src" / "emolens" / "weights" / "emolens-default.onnx"
 runner = CliRunner()
 
 
@@ -140,10 +141,11 @@ def test_bad_recipe_is_a_clear_error(tmp_path):
 
 
 def test_soft_targets_mixing_and_teacher_train(smoke_run, tmp_path, fer2013_path, ferplus_path):
-    """FER+ soft targets, mixup + CutMix and a teacher checkpoint all run through a 1-epoch smoke run."""
+    """FER+ soft targets, mixup + CutMix and two teachers (a checkpoint and an exported ONNX model) run
+    through a 1-epoch smoke run."""
     recipe = tmp_path / "levers.toml"
     levers = (f'[train]\nsoft_targets = 0.5\nmixup = 0.4\ncutmix = 1.0\nmix_prob = 1.0\n'
-              f'teacher = ["{smoke_run / "best.pt"}"]\nteacher_weight = 0.5\nteacher_temperature = 2.0\n')
+              f'teacher = ["{smoke_run / "best.pt"}", "{SHIPPED}"]\nteacher_weight = 0.5\nteacher_temperature = 2.0\n')
     recipe.write_text(RECIPE.read_text().replace("[train]\n", levers))
     out = tmp_path / "run"
     args = train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)
@@ -153,7 +155,21 @@ def test_soft_targets_mixing_and_teacher_train(smoke_run, tmp_path, fer2013_path
     teacher = np.load(out / "teacher.npy")
     assert teacher.shape == (128, 7) and np.allclose(teacher.sum(1), 1, atol=1e-4)
     saved = json.loads((out / "recipe.json").read_text())["train"]
-    assert saved["soft_targets"] == 0.5 and saved["teacher"] == [str(smoke_run / "best.pt")]
+    assert saved["soft_targets"] == 0.5 and saved["teacher"] == [str(smoke_run / "best.pt"), str(SHIPPED)]
+
+
+def test_onnx_teacher_matches_its_runtime_predictions(fer2013_path):
+    from emolens.evaluate import predict_dataset
+    from emolens.runtime import EmotionModel
+    from emolens.training.data import load_dataset
+    from emolens.training.loop import teacher_logits
+    from emolens.model_input import DEFAULT_INPUT
+
+    ds = load_dataset(fer2013_path, "Training", limit=64)
+    plain, mirrored = teacher_logits(SHIPPED, torch.from_numpy(ds.images), DEFAULT_INPUT)
+    model = EmotionModel(SHIPPED)
+    np.testing.assert_allclose(plain, predict_dataset(model, ds.images).logits, atol=1e-4)
+    np.testing.assert_allclose(mirrored, predict_dataset(model, ds.images[:, :, ::-1].copy()).logits, atol=1e-4)
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):

@@ -119,15 +119,31 @@ def teacher_targets(checkpoints: list[str], temperature: float, data: FaceDatase
     images = torch.from_numpy(data.images)
     total = np.zeros((len(data), len(EMOTIONS)), np.float64)
     for path in checkpoints:
-        net, _ = load_net(path)
-        for flipped in (images, images.flip(-1)):
-            logits, _ = predict(net, flipped, spec)
+        for logits in teacher_logits(path, images, spec):
             z = torch.from_numpy(logits) / temperature
             total += torch.softmax(z, 1).numpy() / (2 * len(checkpoints))
         log.info("teacher %s: predictions on %d training rows", path, len(data))
     probs = total.astype(np.float32)
     np.save(cache, probs)
     return torch.from_numpy(probs)
+
+
+def teacher_logits(path: str | Path, images: torch.Tensor, spec: InputSpec) -> list[np.ndarray]:
+    """Logits of one teacher on ``images`` and on their mirror images.
+
+    A teacher is a run's checkpoint (``best.pt``) or an exported ``.onnx`` model, e.g. an
+    earlier shipped model recovered from git history, run through the same runtime users run.
+    """
+    flips = (images, images.flip(-1))
+    if str(path).endswith(".onnx"):
+        from emolens.runtime import EmotionModel
+
+        model = EmotionModel(path)
+        if model.input_size != spec.size:
+            raise ValueError(f"teacher {path} takes {model.input_size}px faces; this run trains on {spec.size}px")
+        return [np.concatenate([model(f[i:i + 512].numpy()).logits for i in range(0, len(f), 512)]) for f in flips]
+    net, _ = load_net(path)
+    return [predict(net, f, spec)[0] for f in flips]
 
 
 def class_weights_for(labels: torch.Tensor, how: str) -> torch.Tensor | None:

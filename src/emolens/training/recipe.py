@@ -47,7 +47,7 @@ class TrainConfig:
     mixup: float = 0.0              # Beta(a, a) of mixup; 0 = off
     cutmix: float = 0.0             # Beta(a, a) of CutMix; 0 = off
     mix_prob: float = 0.5           # fraction of batches mixed when mixup/cutmix is on
-    teacher: list = field(default_factory=list)  # checkpoints (best.pt) whose averaged predictions are soft targets
+    teacher: list = field(default_factory=list)  # best.pt checkpoints or .onnx models whose averaged predictions are soft targets
     teacher_weight: float = 0.0     # weight of the teacher distribution in the class target
     teacher_temperature: float = 1.0
     ema_decay: float = 0.999        # 0 disables the weight average
