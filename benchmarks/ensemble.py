@@ -1,0 +1,62 @@
+"""How good would a teacher ensemble be? PublicTest numbers of each model and of their average.
+
+    git show d748c80:src/emolens/weights/emolens-default.onnx > runs/teachers/emonet_s45.onnx
+    python benchmarks/ensemble.py runs/teachers/*.onnx [--tta]
+
+Each model runs through the runtime users run; the ensemble averages the models'
+probabilities (and intensities). This is the measure for choosing distillation teachers
+(`teacher = [...]` in a recipe, see docs/training.md): PublicTest selects, nothing is fitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from _common import REPO, markdown_table, pin_threads
+
+FER = REPO.parent / "shared" / "datasets" / "fer2013"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", type=Path, help="exported .onnx models")
+    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
+    ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv")
+    ap.add_argument("--split", default="PublicTest")
+    ap.add_argument("--tta", action="store_true", help="mirror TTA for every model")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    pin_threads(args.threads)
+    from emolens.evaluate import predict_dataset, report_for
+    from emolens.runtime import EmotionModel, ModelOutput
+    from emolens.training.data import load_dataset
+
+    for m in args.models:
+        if not m.is_file():
+            raise SystemExit(f"{m}: no such model; export one with 'emolens export' or recover it with git show")
+    ds = load_dataset(args.data, args.split, args.ferplus if args.ferplus.is_file() else None)
+    outs, rows = [], []
+    for m in args.models:
+        out = predict_dataset(EmotionModel(m), ds.images, tta=args.tta)
+        outs.append(out)
+        rows.append(row(m.name, report_for(ds, out)))
+    if len(outs) > 1:
+        probs = np.mean([o.probabilities for o in outs], axis=0)
+        mean = ModelOutput(probs, np.mean([o.intensity for o in outs], axis=0), np.log(np.clip(probs, 1e-12, 1)))
+        rows.append(row(f"average of {len(outs)}", report_for(ds, mean)))
+    print(markdown_table(["model", f"{args.split} %", "macro-F1", "intensity RMSE", "FER+ majority %"], rows))
+    print(f"\n{args.split}: n = {len(ds)}, tta = {args.tta}")
+
+
+def row(name: str, rep: dict) -> list:
+    rmse = rep.get("intensity_rmse")
+    fp = rep.get("ferplus_majority_accuracy")
+    return [name, f"{100 * rep['accuracy']:.2f}", f"{rep['macro_f1']:.3f}", "n/a" if rmse is None else f"{rmse:.4f}",
+            "n/a" if fp is None else f"{100 * fp:.2f}"]
+
+
+if __name__ == "__main__":
+    main()
