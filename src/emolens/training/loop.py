@@ -141,7 +141,9 @@ def teacher_logits(path: str | Path, images: torch.Tensor, spec: InputSpec) -> l
         model = EmotionModel(path)
         if model.input_size != spec.size:
             raise ValueError(f"teacher {path} takes {model.input_size}px faces; this run trains on {spec.size}px")
-        return [np.concatenate([model(f[i:i + 512].numpy()).logits for i in range(0, len(f), 512)]) for f in flips]
+        from emolens.evaluate import predict_dataset
+
+        return [predict_dataset(model, f.numpy(), batch_size=512).logits for f in flips]
     net, _ = load_net(path)
     return [predict(net, f, spec)[0] for f in flips]
 
