@@ -13,7 +13,13 @@ decoded and grey), median and mean. A detector name may carry options after it
 which was trained on dlib HOG boxes: on the photos where dlib HOG finds a face, the
 mean distance between the landmarks from the detector's box and those from dlib's box,
 over the inter-ocular distance (median, 95th percentile, share over 0.1 = a visibly
-different fit). Prints a markdown table.
+different fit). The predictor is given each detector's whole box (``Detection.full_box``),
+as the Recognizer does.
+
+--edge measures what that whole box is worth on the photos where the box reaches past the
+picture's edge: the landmarks fitted on the clipped box and on the whole box, against the
+fit on the photo padded by 200 px of replicated border (where no box is cut). Prints the
+error statistics of both (mean point distance / inter-ocular distance).
 """
 
 from __future__ import annotations
@@ -61,6 +67,34 @@ def landmark_errors(greys, boxes, reference_boxes) -> list[float]:
     return errors
 
 
+def edge_errors(greys, detections, pad: int = 200) -> tuple[list[float], list[float]]:
+    """Photos whose box is cut by the edge: landmark errors of the clipped and of the whole box
+    against the whole box's fit on the photo padded by ``pad`` px (see the module docstring)."""
+    import cv2
+    import numpy as np
+
+    from emolens.faces.landmarks import LandmarkPredictor, eye_centres
+
+    predictor = LandmarkPredictor()
+    clipped, whole = [], []
+    for grey, d in zip(greys, detections):
+        if d is None or d.box == d.full_box:
+            continue
+        padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x, y, w, h = d.full_box
+        expected = predictor(padded, (x + pad, y + pad, w, h)) - pad
+        inter_ocular = float(np.linalg.norm(np.subtract(*eye_centres(expected))))
+        for box, out in ((d.box, clipped), (d.full_box, whole)):
+            out.append(float(np.linalg.norm(predictor(grey, box) - expected, axis=1).mean()) / inter_ocular)
+    return clipped, whole
+
+
+def _error_cells(errors: list[float]) -> list:
+    errors = sorted(errors)
+    p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))]
+    return [len(errors), f"{statistics.median(errors):.4f}", f"{p95:.4f}", f"{sum(e > 0.1 for e in errors)}"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="photos-dev folder (labels.csv, images/)")
@@ -72,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--misses", action="store_true", help="list the photos each detector missed")
     ap.add_argument("--landmarks", action="store_true",
                     help="also measure landmark agreement with dlib HOG boxes (see above)")
+    ap.add_argument("--edge", action="store_true",
+                    help="also measure landmarks on boxes cut by the picture's edge, clipped vs whole (see above)")
     args = ap.parse_args(argv)
 
     pin_threads(args.threads)
@@ -88,8 +124,8 @@ def main(argv=None) -> int:
     if args.landmarks:
         dlib_hog = get_detector("dlib", max_side=args.max_side, retry_pad=0.0)
         reference = [next(iter(dlib_hog(g)), None) for g in greys]
-        reference = [None if d is None else d.box for d in reference]
-    table = []
+        reference = [None if d is None else d.full_box for d in reference]
+    table, edge_table = [], []
     for spec in names:
         name, options = parse_detector(spec)
         options = {"max_side": args.max_side, **options}
@@ -104,24 +140,32 @@ def main(argv=None) -> int:
             times.append(time.perf_counter() - t)
             found += bool(boxes)
             multi += len(boxes) > 1
-            first.append(boxes[0].box if boxes else None)
+            first.append(boxes[0] if boxes else None)
             if not boxes:
                 missed.append(path.name)
         n = len(rows)
         row = [spec, n, f"{found / n:.1%}", multi, f"{statistics.median(times) * 1e3:.1f}",
                f"{statistics.fmean(times) * 1e3:.1f}"]
         if reference is not None:
-            errors = sorted(landmark_errors(greys, first, reference))
+            errors = sorted(landmark_errors(greys, [None if d is None else d.full_box for d in first], reference))
             p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))]
             row += [len(errors), f"{statistics.median(errors):.4f}", f"{p95:.4f}",
                     f"{sum(e > 0.1 for e in errors) / len(errors):.1%}"]
         table.append(row)
+        if args.edge:
+            clipped, whole = edge_errors(greys, first)
+            if clipped:
+                edge_table += [[spec, "clipped", *_error_cells(clipped)], [spec, "whole", *_error_cells(whole)]]
         if args.misses and missed:
             print(f"{spec} missed: {' '.join(missed)}", file=sys.stderr)
     header = ["detector", "photos", "face found", "more than 1 box", "median ms", "mean ms"]
     if reference is not None:
         header += ["landmark photos", "landmark error median", "p95", "> 0.1"]
     print(markdown_table(header, table))
+    if args.edge:
+        print()
+        print(markdown_table(["detector", "box given to the landmarks", "photos with a cut box", "error median",
+                              "p95", "photos > 0.1"], edge_table))
     return 0
 
 

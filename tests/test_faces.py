@@ -395,6 +395,35 @@ def test_blazeface_box_gives_the_landmarks_dlibs_box_gives(photo):
     assert error(calibrated) <= error(raw)
 
 
+def test_box_past_the_edge_is_clipped_for_the_user_but_whole_for_the_landmarks(photo, tiny_model):
+    """A tight crop: the detector's box reaches past the picture. ``box`` is clipped,
+    ``full_box`` is not, and landmarks fitted on ``full_box`` match the fit on the
+    uncropped photo better than a fit squeezed into the clipped box."""
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    predictor = LandmarkPredictor()
+    det = get_detector("blazeface")
+    reference = predictor(grey, det(grey)[0].full_box)
+    inter_ocular = np.linalg.norm(np.subtract(*eye_centres(reference)))
+    x, y, w, h = get_detector("dlib")(grey)[0].box
+    x0, y0 = x + w // 10, y + h // 10
+    tight = np.ascontiguousarray(grey[y0:y + h, x0:x + w])
+    found = det(tight)[0]
+    fx, fy, fw, fh = found.full_box
+    assert min(fx, fy) < 0 and found.box[0] >= 0 and found.box[1] >= 0
+    bx, by, bw, bh = found.box
+    assert bx + bw <= tight.shape[1] and by + bh <= tight.shape[0]
+
+    def error(box):
+        return np.linalg.norm(predictor(tight, box) + [x0, y0] - reference, axis=1).mean() / inter_ocular
+
+    assert error(found.full_box) < error(found.box)
+    from emolens import Recognizer
+
+    located = Recognizer(detector=det, model=tiny_model).locate(tight)[0]
+    assert located.box == found.box
+    assert np.allclose(located.landmarks, predictor(tight, found.full_box))
+
+
 def test_blazeface_rejects_unknown_box_convention():
     with pytest.raises(ValueError, match="dlib"):
         get_detector("blazeface", box="square")

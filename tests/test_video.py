@@ -84,7 +84,8 @@ def test_detect_then_locate_boxes_equals_locate(recognizer, photo):
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     whole = recognizer.locate(image)
     detections = recognizer.detect(grey)
-    steps = recognizer.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections])
+    steps = recognizer.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections],
+                                    [d.full_box for d in detections])
     assert [f.box for f in steps] == [f.box for f in whole] and len(steps) == 1
     assert np.array_equal(steps[0].crop, whole[0].crop) and np.allclose(steps[0].landmarks, whole[0].landmarks)
     assert recognizer.analyze(image)[0].scores == pytest.approx(recognizer.classify(steps)[0].scores)

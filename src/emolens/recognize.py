@@ -144,7 +144,8 @@ class Recognizer:
         t1 = time.perf_counter()
         detections = self.detect(grey)
         t2 = time.perf_counter()
-        located = self.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections])
+        located = self.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections],
+                                    [d.full_box for d in detections])
         self.times.convert, self.times.detect = t1 - t0, t2 - t1
         return located
 
@@ -162,30 +163,34 @@ class Recognizer:
         return detections
 
     def locate_boxes(self, grey: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
-                     scores: Sequence[float] | None = None) -> list[LocatedFace]:
+                     scores: Sequence[float] | None = None,
+                     full_boxes: Sequence[tuple[int, int, int, int]] | None = None) -> list[LocatedFace]:
         """Landmarks and model crops for faces whose boxes are already known (no detection).
 
-        ``grey``: the picture as 2-D uint8; ``boxes``: ``(x, y, w, h)`` in its pixels.
-        Sets ``times.landmarks`` and ``times.align`` (``convert`` and ``detect`` to 0).
+        ``grey``: the picture as 2-D uint8; ``boxes``: ``(x, y, w, h)`` in its pixels, as
+        reported. ``full_boxes``: the same boxes before clipping to the picture
+        (``Detection.full_box``), which the landmark predictor and the box crop use; None:
+        ``boxes``. Sets ``times.landmarks`` and ``times.align`` (``convert`` and ``detect`` to 0).
         """
         t2 = time.perf_counter()
         scores = list(scores) if scores is not None else [0.0] * len(boxes)
+        full_boxes = list(full_boxes) if full_boxes is not None else list(boxes)
         marks: list[np.ndarray | None] = []
-        for box in boxes:
+        for box, full in zip(boxes, full_boxes):
             if self.landmarker is not None and min(box[2], box[3]) >= MIN_LANDMARK_FACE:
-                marks.append(self.landmarker(grey, box))
+                marks.append(self.landmarker(grey, full))
             else:
                 marks.append(None)
         t3 = time.perf_counter()
         located = []
         size = self.input_size
-        for box, lm, score in zip(boxes, marks, scores):
+        for box, full, lm, score in zip(boxes, full_boxes, marks, scores):
             aligned = self.crop.mode == "aligned" and lm is not None
             if aligned:
                 crop = crop_face(grey, self.crop, size, landmarks=lm)
             else:
                 spec = self.crop if self.crop.mode == "box" else self.box_crop
-                crop = crop_face(grey, spec, size, box=box)
+                crop = crop_face(grey, spec, size, box=full)
             located.append(LocatedFace(tuple(int(v) for v in box), lm, crop, aligned, score))
         t4 = time.perf_counter()
         self.times = StageTimes(landmarks=t3 - t2, align=t4 - t3)

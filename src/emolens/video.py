@@ -769,7 +769,8 @@ class FaceTracker:
                 _nested(d.box, loc.box) for loc in followed_located)]
             found = [detections[di] for di in sorted(owner)] + fresh
             chosen = [owner[di] for di in sorted(owner)] + [self._new_track(d.box) for d in fresh]
-            located = rec.locate_boxes(grey, [d.box for d in found], [d.score for d in found])
+            located = rec.locate_boxes(grey, [d.box for d in found], [d.score for d in found],
+                                       [d.full_box for d in found])
             for track, loc in zip(chosen, located):
                 track.remember_box(loc.box, loc.landmarks, loc.crop)
                 track.lost = False

@@ -31,10 +31,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Detection:
-    """A face box ``(x, y, w, h)`` in image pixels and the backend's confidence (higher is surer)."""
+    """A face box ``(x, y, w, h)`` in image pixels and the backend's confidence (higher is surer).
+
+    ``box`` is clipped to the picture; ``full_box`` is the detector's own box, which may
+    reach past the edge of a tightly cropped picture (negative ``x``/``y``, or beyond the
+    width/height). The landmark predictor takes ``full_box``: it was trained on whole
+    boxes, and a box cut at the edge squeezes the 68 points towards it.
+    """
 
     box: tuple[int, int, int, int]
     score: float = 0.0
+    full_box: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self):
+        if self.full_box is None:
+            object.__setattr__(self, "full_box", self.box)
 
 
 class FaceDetector:
@@ -83,15 +94,17 @@ class FaceDetector:
             offset = pad
         out = []
         for x, y, bw, bh, score in found:
-            x0 = max(0.0, (x - offset) / scale)
-            y0 = max(0.0, (y - offset) / scale)
-            x1 = min(float(w), (x - offset + bw) / scale)
-            y1 = min(float(h), (y - offset + bh) / scale)
+            fx0, fy0 = (x - offset) / scale, (y - offset) / scale
+            fx1, fy1 = (x - offset + bw) / scale, (y - offset + bh) / scale
+            x0, y0, x1, y1 = max(0.0, fx0), max(0.0, fy0), min(float(w), fx1), min(float(h), fy1)
             if x1 - x0 >= 2 and y1 - y0 >= 2:
-                out.append(Detection((int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                                     float(score)))
+                out.append(Detection(_rounded_box(x0, y0, x1, y1), float(score), _rounded_box(fx0, fy0, fx1, fy1)))
         out.sort(key=lambda d: d.box[2] * d.box[3], reverse=True)
         return out
+
+
+def _rounded_box(x0: float, y0: float, x1: float, y1: float) -> tuple[int, int, int, int]:
+    return int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))
 
 
 def detect_faces(detector, grey: np.ndarray, retry: bool | None = None) -> list[Detection]:
