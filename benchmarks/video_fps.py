@@ -153,6 +153,14 @@ def part_rss(args, recognizer, workdir: Path, photos: list[Path]) -> None:
     print(f"\nbefore the run {base:.0f} MB; peak while running {max(values):.0f} MB; "
           f"last quarter minus second quarter: {growth:+.1f} MB ({'flat' if abs(growth) < 20 else 'GROWS'}); "
           f"{summary.processed} frames at {summary.processed / wall:.1f} frames/s, {len(summary.tracks)} tracks\n")
+    # Track continuity: one track per appearance is ideal; a track that starts during an appearance
+    # already tracked is a duplicate, one that ends early is a break.
+    shown = [a for a in actors if a.start < seconds]
+    spans = sorted((t.start, t.end) for t in summary.tracks.values())
+    extra = [(s, e) for s, e in spans if s % 20.0 > 0.5]
+    print(f"{len(shown)} appearances (one face on screen for up to 18 s every 20 s), {len(spans)} tracks; "
+          f"tracks starting after an appearance began: "
+          + (", ".join(f"{s:.2f}-{e:.2f} s" for s, e in extra) if extra else "none") + "\n")
 
 
 def ambiguous_photos(recognizer, photos: list[Path], n: int) -> list[Path]:
