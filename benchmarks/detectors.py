@@ -50,20 +50,26 @@ def parse_detector(spec: str) -> tuple[str, dict]:
     return name, options
 
 
-def landmark_errors(greys, boxes, reference_boxes) -> list[float]:
-    """Per photo with both boxes: mean landmark distance (box vs reference box) / inter-ocular distance."""
+def landmark_error(landmarks, expected) -> float:
+    """Mean distance between two 68-point fits over the inter-ocular distance of ``expected``."""
     import numpy as np
 
-    from emolens.faces.landmarks import LandmarkPredictor, eye_centres
+    from emolens.faces.landmarks import eye_centres
+
+    inter_ocular = float(np.linalg.norm(np.subtract(*eye_centres(expected))))
+    return float(np.linalg.norm(landmarks - expected, axis=1).mean()) / inter_ocular
+
+
+def landmark_errors(greys, boxes, reference_boxes) -> list[float]:
+    """Per photo with both boxes: mean landmark distance (box vs reference box) / inter-ocular distance."""
+    from emolens.faces.landmarks import LandmarkPredictor
 
     predictor = LandmarkPredictor()
     errors = []
     for grey, box, ref in zip(greys, boxes, reference_boxes):
         if box is None or ref is None:
             continue
-        expected = predictor(grey, ref)
-        inter_ocular = float(np.linalg.norm(np.subtract(*eye_centres(expected))))
-        errors.append(float(np.linalg.norm(predictor(grey, box) - expected, axis=1).mean()) / inter_ocular)
+        errors.append(landmark_error(predictor(grey, box), predictor(grey, ref)))
     return errors
 
 
@@ -71,9 +77,8 @@ def edge_errors(greys, detections, pad: int = 200) -> tuple[list[float], list[fl
     """Photos whose box is cut by the edge: landmark errors of the clipped and of the whole box
     against the whole box's fit on the photo padded by ``pad`` px (see the module docstring)."""
     import cv2
-    import numpy as np
 
-    from emolens.faces.landmarks import LandmarkPredictor, eye_centres
+    from emolens.faces.landmarks import LandmarkPredictor
 
     predictor = LandmarkPredictor()
     clipped, whole = [], []
@@ -83,16 +88,21 @@ def edge_errors(greys, detections, pad: int = 200) -> tuple[list[float], list[fl
         padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         x, y, w, h = d.full_box
         expected = predictor(padded, (x + pad, y + pad, w, h)) - pad
-        inter_ocular = float(np.linalg.norm(np.subtract(*eye_centres(expected))))
         for box, out in ((d.box, clipped), (d.full_box, whole)):
-            out.append(float(np.linalg.norm(predictor(grey, box) - expected, axis=1).mean()) / inter_ocular)
+            out.append(landmark_error(predictor(grey, box), expected))
     return clipped, whole
 
 
-def _error_cells(errors: list[float]) -> list:
+def error_stats(errors: list[float]) -> tuple[int, float, float, int]:
+    """Photos, median, 95th percentile and photos over 0.1 of landmark errors."""
     errors = sorted(errors)
     p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))]
-    return [len(errors), f"{statistics.median(errors):.4f}", f"{p95:.4f}", f"{sum(e > 0.1 for e in errors)}"]
+    return len(errors), statistics.median(errors), p95, sum(e > 0.1 for e in errors)
+
+
+def _edge_cells(errors: list[float]) -> list:
+    n, median, p95, over = error_stats(errors)
+    return [n, f"{median:.4f}", f"{p95:.4f}", f"{over}"]
 
 
 def main(argv=None) -> int:
@@ -147,15 +157,14 @@ def main(argv=None) -> int:
         row = [spec, n, f"{found / n:.1%}", multi, f"{statistics.median(times) * 1e3:.1f}",
                f"{statistics.fmean(times) * 1e3:.1f}"]
         if reference is not None:
-            errors = sorted(landmark_errors(greys, [None if d is None else d.full_box for d in first], reference))
-            p95 = errors[min(len(errors) - 1, int(0.95 * len(errors)))]
-            row += [len(errors), f"{statistics.median(errors):.4f}", f"{p95:.4f}",
-                    f"{sum(e > 0.1 for e in errors) / len(errors):.1%}"]
+            n, median, p95, over = error_stats(
+                landmark_errors(greys, [None if d is None else d.full_box for d in first], reference))
+            row += [n, f"{median:.4f}", f"{p95:.4f}", f"{over / n:.1%}"]
         table.append(row)
         if args.edge:
             clipped, whole = edge_errors(greys, first)
             if clipped:
-                edge_table += [[spec, "clipped", *_error_cells(clipped)], [spec, "whole", *_error_cells(whole)]]
+                edge_table += [[spec, "clipped", *_edge_cells(clipped)], [spec, "whole", *_edge_cells(whole)]]
         if args.misses and missed:
             print(f"{spec} missed: {' '.join(missed)}", file=sys.stderr)
     header = ["detector", "photos", "face found", "more than 1 box", "median ms", "mean ms"]

@@ -123,9 +123,9 @@ def part_rss(args, recognizer, workdir: Path, photos: list[Path]) -> None:
     path = workdir / f"long-{minutes:g}min.mp4"
     t0 = time.perf_counter()
     # Faces come and go over the clip, so tracks start and end all along.
-    actors = []
-    for k in range(int(seconds // 20) + 1):
-        start = k * 20.0
+    actors, spacing = [], 20.0
+    for k in range(int(seconds // spacing) + 1):
+        start = k * spacing
         actors.append(clips.Actor(photos[k % len(photos)], [(start, 220, 240, 200), (start + 10, 420, 250, 230),
                                                              (min(start + 18, seconds), 300, 240, 210)]))
     info = clips.write_clip(path, actors, (640, 480), 30, seconds)
@@ -157,7 +157,7 @@ def part_rss(args, recognizer, workdir: Path, photos: list[Path]) -> None:
     # already tracked is a duplicate, one that ends early is a break.
     shown = [a for a in actors if a.start < seconds]
     spans = sorted((t.start, t.end) for t in summary.tracks.values())
-    extra = [(s, e) for s, e in spans if s % 20.0 > 0.5]
+    extra = [(s, e) for s, e in spans if s % spacing > 0.5]
     print(f"{len(shown)} appearances (one face on screen for up to 18 s every 20 s), {len(spans)} tracks; "
           f"tracks starting after an appearance began: "
           + (", ".join(f"{s:.2f}-{e:.2f} s" for s, e in extra) if extra else "none") + "\n")

@@ -44,6 +44,20 @@ def _quiet_opencv():
         cv2.utils.logging.setLogLevel(previous)
 
 
+def _open_capture(args: tuple, cannot_open: str, no_frames: str):
+    """``cv2.VideoCapture(*args)`` opened quietly and its first frame read: ``(capture, image)``.
+    Raises ``VideoError(cannot_open)`` when it does not open, ``VideoError(no_frames)`` when
+    it gives no first frame (the capture is released either way)."""
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(*args)
+        opened = capture.isOpened()
+        ok, image = capture.read() if opened else (False, None)
+    if not opened or not ok or image is None:
+        capture.release()
+        raise VideoError(cannot_open if not opened else no_frames)
+    return capture, image
+
+
 # ---------------------------------------------------------------------------------------
 # frame sources
 
@@ -207,23 +221,16 @@ class VideoFile(FrameSource):
             raise VideoError(f"{p}: empty file (0 bytes); re-copy or re-export the video")
         if p.suffix.lower() in IMAGE_SUFFIXES:
             raise VideoError(f"{p}: is a picture; use `emolens predict {p}` for pictures")
-        with _quiet_opencv():
-            self.capture = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
-            opened = self.capture.isOpened()
-            first = self.capture.read() if opened else (False, None)
-        if not opened:
-            self.capture.release()
-            raise VideoError(f"{p}: not a video OpenCV/FFmpeg can read (damaged or unsupported format); "
-                             "re-encode it, e.g. `ffmpeg -i INPUT -c:v libx264 fixed.mp4`")
-        if not first[0] or first[1] is None:
-            self.capture.release()
-            raise VideoError(f"{p}: has no video frames (empty or damaged video); check the file plays, "
-                             "or re-encode it")
+        self.capture, first = _open_capture(
+            (str(p), cv2.CAP_FFMPEG),
+            cannot_open=f"{p}: not a video OpenCV/FFmpeg can read (damaged or unsupported format); "
+                        "re-encode it, e.g. `ffmpeg -i INPUT -c:v libx264 fixed.mp4`",
+            no_frames=f"{p}: has no video frames (empty or damaged video); check the file plays, or re-encode it")
         self.fps = _reported_fps(self.capture)
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else None
-        self.size = (first[1].shape[1], first[1].shape[0])
-        self._first = (first[1], self._position(0, None))
+        self.size = (first.shape[1], first.shape[0])
+        self._first = (first, self._position(0, None))
 
     def _position(self, index: int, previous: float | None) -> float:
         ms = self.capture.get(cv2.CAP_PROP_POS_MSEC)
@@ -319,22 +326,15 @@ class _CameraFrames(FrameSource):
     def __init__(self, index: int):
         self.index = index
         self.name = f"camera {index}"
-        with _quiet_opencv():
-            self.capture = cv2.VideoCapture(index)
-            opened = self.capture.isOpened()
-            first = self.capture.read() if opened else (False, None)
-        if not opened:
-            self.capture.release()
-            raise VideoError(f"camera {index}: cannot be opened; check that it is connected and not in use by "
-                             "another program, that this user may use it (Linux: /dev/video*, group 'video'), "
-                             "or try another number; or pass a video file")
-        if not first[0] or first[1] is None:
-            self.capture.release()
-            raise VideoError(f"camera {index}: opened but gives no pictures; close other programs using it "
-                             "or try another camera number")
+        self.capture, self._first = _open_capture(
+            (index,),
+            cannot_open=f"camera {index}: cannot be opened; check that it is connected and not in use by "
+                        "another program, that this user may use it (Linux: /dev/video*, group 'video'), "
+                        "or try another number; or pass a video file",
+            no_frames=f"camera {index}: opened but gives no pictures; close other programs using it "
+                      "or try another camera number")
         self.fps = _reported_fps(self.capture)
-        self._first = first[1]
-        self.size = (first[1].shape[1], first[1].shape[0])
+        self.size = (self._first.shape[1], self._first.shape[0])
 
     def _frames(self) -> Iterator[Frame]:
         start = time.monotonic()
