@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch", reason="training tests need the [train] ext
 from typer.testing import CliRunner  # noqa: E402
 
 from emolens.cli import app  # noqa: E402
-from emolens.training.loop import train_commands  # noqa: E402
+from emolens.training.loop import format_duration, train_commands  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "emonet_s20.toml"
@@ -48,10 +48,14 @@ def test_training_writes_log_checkpoints_and_curves(smoke_run):
         assert (smoke_run / name).is_file(), name
 
 
-def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, ferplus_path):
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, ferplus_path, caplog):
     """A 2-epoch run split in two invocations ends with exactly the weights of one straight run."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert runner.invoke(app, train_args(straight, fer2013_path, ferplus_path, epochs=2, limit=128)).exit_code == 0
+    with caplog.at_level("INFO", logger="emolens.training.loop"):
+        assert runner.invoke(app, train_args(straight, fer2013_path, ferplus_path, epochs=2, limit=128)).exit_code == 0
+    epoch_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epoch_lines) == 2
+    assert epoch_lines[0].endswith(" left") and not epoch_lines[1].endswith(" left")  # time left, until the last
     first = runner.invoke(app, train_args(split, fer2013_path, ferplus_path, epochs=2, limit=128) + ["--stop-after", "1"])
     assert first.exit_code == 0, first.output
     assert len((split / "log.jsonl").read_text().splitlines()) == 1
@@ -72,6 +76,12 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, fer
     assert runner.invoke(app, args).exit_code == 0
     c = torch.load(other / "last.pt", weights_only=False)["model"]
     assert any(not torch.equal(a["model"][k], c[k]) for k in c)
+
+
+def test_time_left_reads_in_minutes_then_hours():
+    assert format_duration(20) == "0 min"
+    assert format_duration(14 * 60 + 10) == "14 min"
+    assert format_duration(125 * 60) == "2h05m"
 
 
 def test_resume_with_more_epochs_retargets_the_schedule(tmp_path, fer2013_path, ferplus_path):

@@ -253,6 +253,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
 
     n_params = count_parameters(net)
     end_epoch = min(t.epochs, start_epoch + stop_after) if stop_after > 0 else t.epochs
+    run_start = time.time()
     for epoch in range(start_epoch, end_epoch):
         net.train()
         e0 = time.time()
@@ -317,6 +318,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
                f"val acc {val['accuracy']:.4f} f1 {val['macro_f1']:.3f} "
                f"rmse {val['intensity_rmse'] if val['intensity_rmse'] is not None else float('nan'):.4f} "
                f"({train_time / 60:.1f} min, {entry['images_per_second']:.0f} img/s)")
+        if epoch + 1 < t.epochs:  # the whole run, validation included, at this invocation's pace
+            per_epoch = (time.time() - run_start) / (epoch + 1 - start_epoch)
+            msg += f", {format_duration(per_epoch * (t.epochs - epoch - 1))} left"
         (tqdm.write if progress else log.info)(msg)
         state = {
             "model": net.state_dict(), "ema": ema.state_dict() if ema is not None else None,
@@ -333,6 +337,12 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             save_inference_checkpoint(scored, recipe, spec, entry, out / "best.pt", invocations)
         plot_history(history, out / "curves.png")
     return history[-1] if history else {}
+
+
+def format_duration(seconds: float) -> str:
+    """``2h05m`` or ``14 min``: the remaining time of a run, for its epoch lines."""
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
 def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, entry: dict, path: Path,
