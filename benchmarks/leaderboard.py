@@ -8,6 +8,9 @@ For each run folder (made by ``emolens train``) it exports ``best.pt`` to
 with mirror TTA, macro-F1, FER+ intensity RMSE, FER+ majority accuracy, parameters, ONNX
 size, batch-1 latency and training wall time — the numbers of the card, which ``export``
 measures on the recipe's validation split (PublicTest) through the same runtime users run.
+A run still training (fewer epochs in ``log.jsonl`` than its recipe's target) gets no row,
+so ``runs/seeds/*`` can be passed while one seed is half done; it and anything that is not
+a run folder are named on stderr as skipped.
 """
 
 from __future__ import annotations
@@ -20,10 +23,22 @@ from pathlib import Path
 from _common import markdown_table, pin_threads
 
 
+def unfinished(run: Path) -> str | None:
+    """Why ``run`` has no row yet (not a run folder, or still training), or None."""
+    recipe_file, best = run / "recipe.json", run / "best.pt"
+    if not run.is_dir() or not recipe_file.is_file():
+        return "not a run folder made by 'emolens train'"
+    target = json.loads(recipe_file.read_text())["train"]["epochs"]
+    log = run / "log.jsonl"
+    done = len(log.read_text().splitlines()) if log.is_file() else 0
+    if done < target or not best.is_file():
+        return (f"unfinished ({done} of {target} epochs); rerun its 'emolens train' command "
+                "to resume from last.pt")
+    return None
+
+
 def card_for(run: Path) -> dict:
     best = run / "best.pt"
-    if not best.is_file():
-        raise SystemExit(f"{run}: no best.pt; pass run folders made by 'emolens train'")
     recipe = json.loads((run / "recipe.json").read_text())
     onnx = run / f"{recipe.get('name', run.name)}.onnx"
     card_path = onnx.with_suffix(".json")
@@ -50,6 +65,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows = []
     for run in args.runs:
+        reason = unfinished(run)
+        if reason:
+            print(f"skipped {run}: {reason}", file=sys.stderr)
+            continue
         card = card_for(run)
         v, t = card.get("validation", {}), card.get("training", {})
         rows.append([
@@ -59,6 +78,8 @@ def main() -> None:
             pct(v.get("ferplus_majority_accuracy")), f"{card['parameters'] / 1e6:.2f} M",
             f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("latency_ms_batch1"), t.get("wall_time_minutes"),
         ])
+    if not rows:
+        raise SystemExit("no finished run folders among: " + " ".join(map(str, args.runs)))
     print(markdown_table(["recipe", "net", "epochs", "PublicTest % single", "% TTA", "macro-F1", "intensity RMSE",
                           "FER+ majority %", "params", "ONNX", "batch-1 ms", "train min"], rows))
 
