@@ -44,6 +44,7 @@ def test_training_writes_log_checkpoints_and_curves(smoke_run):
     e = entries[0]
     assert e["epoch"] == 1 and 0 <= e["val_accuracy"] <= 1 and e["train_loss"] > 0
     assert e["val_intensity_rmse"] is not None
+    assert isinstance(e["bf16"], bool)  # the precision the run trained in, for the leaderboard
     for name in ("last.pt", "best.pt", "curves.png", "recipe.json"):
         assert (smoke_run / name).is_file(), name
 
@@ -93,7 +94,8 @@ def test_resume_with_more_epochs_retargets_the_schedule(tmp_path, fer2013_path, 
     assert [e["epoch"] for e in entries] == [1, 2]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["scheduler"]["total_steps"] == 2 * (128 // 128)  # epochs x steps per epoch
-    assert state["invocations"] == [{"from_epoch": 0, "epochs": 1}, {"from_epoch": 1, "epochs": 2}]
+    assert [(i["from_epoch"], i["epochs"]) for i in state["invocations"]] == [(0, 1), (1, 2)]
+    assert all(isinstance(i["bf16"], bool) and i["threads"] >= 1 for i in state["invocations"])
     assert train_commands(state["invocations"], "r.toml", "runs/x") == [
         "emolens train --recipe r.toml --out runs/x --epochs 1 --stop-after 1",
         "emolens train --recipe r.toml --out runs/x --epochs 2",
@@ -124,6 +126,7 @@ def test_export_parity_and_model_card(smoke_run, tmp_path):
     assert card["parameters"] > 1e6
     assert card["calibration"]["temperature"] > 0
     assert card["training"]["invocations"] and card["validation"]["intensity_rmse_tta"] > 0
+    assert card["training"]["precision"] in ("bf16", "fp32")
     assert "emolens train --recipe" in onnx_path.with_suffix(".md").read_text()
 
     from emolens.runtime import EmotionModel
@@ -134,6 +137,16 @@ def test_export_parity_and_model_card(smoke_run, tmp_path):
     assert out.probabilities.shape == (5, 7) and out.intensity.shape == (5, 7)
     np.testing.assert_allclose(out.probabilities.sum(1), 1, rtol=1e-5)
     assert ((out.intensity >= 0) & (out.intensity <= 1)).all()
+
+
+def test_training_precision_reads_the_log():
+    from emolens.training.export import training_precision
+
+    assert training_precision([{"bf16": True}, {"bf16": True}]) == "bf16"
+    assert training_precision([{"bf16": False}]) == "fp32"
+    assert training_precision([{"bf16": False}, {"bf16": True}]) == "mixed"  # resumed on another machine
+    assert training_precision([{"epoch": 1}, {"bf16": True}]) is None  # partly logged before the field existed
+    assert training_precision([]) is None
 
 
 def test_export_of_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -82,6 +82,15 @@ def store_weights_fp16(path: Path) -> None:
     onnx.save(model, str(path))
 
 
+def training_precision(entries: list[dict]) -> str | None:
+    """``bf16``, ``fp32`` or ``mixed`` (a resumed run changed machine) from a run's log entries;
+    None when some entry predates the field (logs before session 8)."""
+    used = [e.get("bf16") for e in entries]
+    if not used or None in used:
+        return None
+    return "mixed" if len(set(used)) > 1 else "bf16" if used[0] else "fp32"
+
+
 def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, tol: float = 1e-3) -> float:
     """Max absolute difference of probabilities and intensities between torch and ONNX Runtime."""
     x = model.spec.normalize(faces)
@@ -135,6 +144,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         entries = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]
         card["training"]["epochs"] = len(entries)
         card["training"]["wall_time_minutes"] = round(sum(e["epoch_seconds"] for e in entries) / 60, 1)
+        card["training"]["precision"] = training_precision(entries)
 
     if data_path.exists():
         ferplus_path = Path(ferplus) if ferplus and Path(ferplus).exists() else None
@@ -206,7 +216,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"EMA {t.get('ema_decay')}, seed {t.get('seed')}; augmentation {r.get('augment')}"
         + _levers(t) + ".",
         f"- **Training time**: {card['training'].get('wall_time_minutes')} min for "
-        f"{card['training'].get('epochs')} epochs on a 2-core CPU (fp32).",
+        f"{card['training'].get('epochs')} epochs on a 2-core CPU "
+        f"({card['training'].get('precision') or 'precision not logged'}).",
         "- **Reproduce**:",
         "",
         "  ```",

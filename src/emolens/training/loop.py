@@ -249,7 +249,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         best_acc = state.get("best_acc", -1.0)
         log.info("resuming %s at epoch %d/%d", last, start_epoch + 1, t.epochs)
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
-    invocations = invocations + [{"from_epoch": start_epoch, "epochs": t.epochs}]
+    invocations = invocations + [{"from_epoch": start_epoch, "epochs": t.epochs, "bf16": bf16, "threads": threads}]
 
     n_params = count_parameters(net)
     end_epoch = min(t.epochs, start_epoch + stop_after) if stop_after > 0 else t.epochs
@@ -310,6 +310,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             "lr": opt.param_groups[0]["lr"],
             "epoch_seconds": train_time,
             "images_per_second": sums["seen"] / train_time,
+            "bf16": bf16,
         }
         history.append(entry)
         with open(out / "log.jsonl", "a") as fh:
