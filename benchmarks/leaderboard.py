@@ -6,8 +6,9 @@ For each run folder (made by ``emolens train``) it exports ``best.pt`` to
 ``RUN/<name>.onnx`` with its model card (``emolens export``; reused when newer than
 ``best.pt``) and prints a markdown table: recipe, epochs, PublicTest accuracy single and
 with mirror TTA, macro-F1, FER+ intensity RMSE, FER+ majority accuracy, parameters, ONNX
-size, batch-1 latency, training precision (bf16 autocast or fp32, from the run's log) and training wall time — the numbers of the card, which ``export``
-measures on the recipe's validation split (PublicTest) through the same runtime users run.
+size, batch-1 latency, training precision (bf16 autocast or fp32, from the run's log) and
+training wall time — the numbers of the card, which ``export`` measures on the recipe's
+validation split (PublicTest) through the same runtime users run.
 A run still training (fewer epochs in ``log.jsonl`` than its recipe's target) gets no row,
 so ``runs/seeds/*`` can be passed while one seed is half done; it and anything that is not
 a run folder are named on stderr as skipped.
@@ -76,7 +77,8 @@ def main() -> None:
             pct(v.get("accuracy")), pct(v.get("accuracy_tta")), f"{v.get('macro_f1', float('nan')):.3f}",
             f"{v['intensity_rmse']:.4f}" if v.get("intensity_rmse") is not None else "n/a",
             pct(v.get("ferplus_majority_accuracy")), f"{card['parameters'] / 1e6:.2f} M",
-            f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("latency_ms_batch1"), t.get("precision") or "not logged", t.get("wall_time_minutes"),
+            f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("latency_ms_batch1"),
+            t.get("precision") or "not logged", t.get("wall_time_minutes"),
         ])
     if not rows:
         raise SystemExit("no finished run folders among: " + " ".join(map(str, args.runs)))

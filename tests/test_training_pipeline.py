@@ -94,8 +94,7 @@ def test_resume_with_more_epochs_retargets_the_schedule(tmp_path, fer2013_path, 
     assert [e["epoch"] for e in entries] == [1, 2]
     state = torch.load(out / "last.pt", weights_only=False)
     assert state["scheduler"]["total_steps"] == 2 * (128 // 128)  # epochs x steps per epoch
-    assert [(i["from_epoch"], i["epochs"]) for i in state["invocations"]] == [(0, 1), (1, 2)]
-    assert all(isinstance(i["bf16"], bool) and i["threads"] >= 1 for i in state["invocations"])
+    assert state["invocations"] == [{"from_epoch": 0, "epochs": 1}, {"from_epoch": 1, "epochs": 2}]
     assert train_commands(state["invocations"], "r.toml", "runs/x") == [
         "emolens train --recipe r.toml --out runs/x --epochs 1 --stop-after 1",
         "emolens train --recipe r.toml --out runs/x --epochs 2",

@@ -249,7 +249,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         best_acc = state.get("best_acc", -1.0)
         log.info("resuming %s at epoch %d/%d", last, start_epoch + 1, t.epochs)
     (out / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2))
-    invocations = invocations + [{"from_epoch": start_epoch, "epochs": t.epochs, "bf16": bf16, "threads": threads}]
+    invocations = invocations + [{"from_epoch": start_epoch, "epochs": t.epochs}]
 
     n_params = count_parameters(net)
     end_epoch = min(t.epochs, start_epoch + stop_after) if stop_after > 0 else t.epochs
