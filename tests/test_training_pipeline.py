@@ -202,3 +202,54 @@ def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "nope/best.pt" in result.output and "not found" in result.output
+
+
+def test_weight_average_of_the_last_epochs_resumes_and_matches_kept_epochs(tmp_path, fer2013_path, ferplus_path):
+    """``swa_epochs = 2`` writes swa.pt: the average of the raw weights of the last two epochs, with
+    batch-norm statistics recomputed; a resumed run gives the same average, and averaging the
+    epochs that ``--keep-epochs`` kept (what benchmarks/weight_average.py does) gives it too."""
+    from emolens.model_input import DEFAULT_INPUT
+    from emolens.training.averaging import WeightAverage
+    from emolens.training.data import load_dataset
+    from emolens.training.loop import load_net
+
+    recipe = tmp_path / "swa.toml"
+    recipe.write_text(RECIPE.read_text().replace("[train]\n", "[train]\nswa_epochs = 2\n"))
+
+    def run(out: Path, *extra: str):
+        args = train_args(out, fer2013_path, ferplus_path, epochs=3, limit=128) + list(extra)
+        args[args.index(str(RECIPE))] = str(recipe)
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run(straight, "--keep-epochs")
+    run(split, "--stop-after", "2")  # interrupted inside the averaging window
+    run(split)
+    assert sorted(p.name for p in (straight / "epochs").iterdir()) == ["e001.pt", "e002.pt", "e003.pt"]
+    assert not (split / "epochs").exists()
+    entry = json.loads((straight / "swa.json").read_text())
+    assert entry["scored"] == "swa" and entry["swa_epochs"] == 2 and 0 <= entry["val_accuracy"] <= 1
+    swa = torch.load(straight / "swa.pt", weights_only=False)["model"]
+    resumed = torch.load(split / "swa.pt", weights_only=False)["model"]
+    nets = [load_net(straight / "epochs" / f"e00{e}.pt", "raw")[0] for e in (2, 3)]
+    avg = WeightAverage(nets[0])
+    for net in nets:
+        avg.add(net)
+    ds = load_dataset(fer2013_path, "Training", ferplus_path, limit=128)
+    rebuilt = avg.finish(torch.from_numpy(ds.images), DEFAULT_INPUT).state_dict()
+    assert set(rebuilt) == set(swa)
+    for k, v in rebuilt.items():  # same net up to float rounding (batch layout differs in the loop)
+        torch.testing.assert_close(swa[k], v, rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
+        assert torch.equal(resumed[k], swa[k]), k
+    stats = [k for k in swa if k.endswith("running_mean")]
+    assert stats and not any(torch.equal(swa[k], nets[1].state_dict()[k]) for k in stats)  # recomputed, not copied
+
+def test_weight_average_longer_than_the_run_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
+    recipe = tmp_path / "swa.toml"
+    recipe.write_text(RECIPE.read_text().replace("[train]\n", "[train]\nswa_epochs = 5\n"))
+    args = train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128)
+    args[args.index(str(RECIPE))] = str(recipe)
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "swa_epochs = 5" in result.output and "epochs (1)" in result.output

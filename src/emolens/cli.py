@@ -72,6 +72,8 @@ def train_command(
     stop_after: int = typer.Option(0, help="End this invocation after N epochs (resume later with the same "
                                    "command), to fit a long run into a session."),
     progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
+    keep_epochs: bool = typer.Option(False, help="Keep every epoch's last.pt as OUT/epochs/eNNN.pt (hard links, "
+                                     "~34 MB each for emonet), for benchmarks/weight_average.py."),
 ) -> None:
     """Train a model from a recipe; rerun the same command to resume after an interruption."""
     _need_train_extra()
@@ -95,7 +97,7 @@ def train_command(
     if ferplus is not None:
         r.data.ferplus = str(ferplus)
     try:
-        last = train(r, out, resume=resume, progress=progress, stop_after=stop_after)
+        last = train(r, out, resume=resume, progress=progress, stop_after=stop_after, keep_epochs=keep_epochs)
     except (DatasetError, ValueError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -134,6 +134,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         "recipe": recipe,
         "training": {"epochs": len(state.get("history", [])) or state.get("epoch_entry", {}).get("epoch"),
                      "checkpoint_epoch": state.get("epoch_entry", {}).get("epoch"),
+                     "weights": state.get("epoch_entry", {}).get("scored"),
                      "wall_time_minutes": None, "invocations": state.get("invocations", [])},
         "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "emolens_version": __version__,
@@ -270,4 +271,6 @@ def _levers(t: dict) -> str:
     if t.get("teacher_weight"):
         parts.append(f"distilled from {', '.join(map(str, t.get('teacher', [])))} "
                      f"(weight {t['teacher_weight']}, temperature {t.get('teacher_temperature')})")
+    if t.get("swa_epochs"):
+        parts.append(f"weights averaged over the last {t['swa_epochs']} epochs (SWA, swa.pt)")
     return "; " + "; ".join(parts) if parts else ""

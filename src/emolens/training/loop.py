@@ -2,8 +2,9 @@
 
 A run folder holds ``recipe.toml``-equivalent ``recipe.json``, ``log.jsonl`` (one line per
 epoch), ``last.pt`` (resumable: model, EMA, optimizer, scheduler, RNG, history),
-``best.pt`` (best PublicTest accuracy) and ``curves.png``. Rerunning the same command
-resumes from ``last.pt``.
+``best.pt`` (best PublicTest accuracy) and ``curves.png``; with ``swa_epochs`` also
+``swa.pt`` and ``swa.json`` (the weight average of the last epochs, and its scores). Rerunning
+the same command resumes from ``last.pt``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from emolens.emotions import EMOTIONS
 from emolens.metrics import classification_report, intensity_rmse
 from emolens.model_input import DEFAULT_INPUT, InputSpec
 from emolens.training.augment import augment_batch, normalize_batch
+from emolens.training.averaging import WeightAverage
 from emolens.training.data import FaceDataset, load_dataset
 from emolens.training.nets import EmotionNet, count_parameters, create_net
 from emolens.training.recipe import Recipe
@@ -186,11 +188,13 @@ def make_scheduler(opt, recipe: Recipe, steps_per_epoch: int):
 
 
 def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True,
-          stop_after: int = 0) -> dict:
+          stop_after: int = 0, keep_epochs: bool = False) -> dict:
     """Train per ``recipe`` into ``out_dir``; returns the last epoch's log entry.
 
     ``stop_after`` > 0 ends this invocation after that many epochs (the run resumes from
-    ``last.pt`` next time), to split a long run across sessions.
+    ``last.pt`` next time), to split a long run across sessions. ``keep_epochs`` keeps each
+    epoch's ``last.pt`` as ``epochs/eNNN.pt`` (a hard link: no copy), for weight averaging
+    after the fact (``benchmarks/weight_average.py``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,6 +216,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
 
     net = create_net(recipe.net.name, **recipe.net.args).to(memory_format=torch.channels_last)
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True) if t.ema_decay > 0 else None
+    if not 0 <= t.swa_epochs <= t.epochs:
+        raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
+    swa = WeightAverage(net) if t.swa_epochs > 0 else None
     opt = make_optimizer(net, recipe)
     steps_per_epoch = max(1, len(data.labels) // t.batch_size)
     sched = make_scheduler(opt, recipe, steps_per_epoch)
@@ -228,6 +235,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         net.load_state_dict(state["model"])
         if ema is not None and state.get("ema"):
             ema.load_state_dict(state["ema"])
+        if swa is not None and state.get("swa"):
+            swa.load_state_dict(state["swa"])
         opt.load_state_dict(state["optimizer"])
         done_steps = state["scheduler"]["last_epoch"]
         if state["scheduler"].get("total_steps", t.epochs * steps_per_epoch) == t.epochs * steps_per_epoch:
@@ -312,6 +321,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             "images_per_second": sums["seen"] / train_time,
             "bf16": bf16,
         }
+        if swa is not None and epoch + 1 > t.epochs - t.swa_epochs:
+            swa.add(net)
         history.append(entry)
         with open(out / "log.jsonl", "a") as fh:
             fh.write(json.dumps(entry) + "\n")
@@ -325,6 +336,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         (tqdm.write if progress else log.info)(msg)
         state = {
             "model": net.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+            "swa": swa.state_dict() if swa is not None else None,
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "epoch": epoch, "history": history, "best_acc": max(best_acc, val["accuracy"]),
@@ -333,11 +345,38 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         }
         torch.save(state, out / "last.pt.tmp")
         os.replace(out / "last.pt.tmp", last)
+        if keep_epochs:
+            kept = out / "epochs" / f"e{epoch + 1:03d}.pt"
+            kept.parent.mkdir(exist_ok=True)
+            kept.unlink(missing_ok=True)
+            os.link(last, kept)
         if val["accuracy"] > best_acc:
             best_acc = val["accuracy"]
             save_inference_checkpoint(scored, recipe, spec, entry, out / "best.pt", invocations)
         plot_history(history, out / "curves.png")
+    if swa is not None and history and history[-1]["epoch"] == t.epochs and not (out / "swa.pt").is_file():
+        best_acc = finish_weight_average(swa, data, val_ds, spec, bf16, recipe, history[-1], out, best_acc, invocations)
     return history[-1] if history else {}
+
+
+def finish_weight_average(swa: WeightAverage, data: TensorData, val_ds: FaceDataset, spec: InputSpec, bf16: bool,
+                          recipe: Recipe, last_entry: dict, out: Path, best_acc: float,
+                          invocations: list[dict]) -> float:
+    """Score the average of the last epochs' weights; save it as ``swa.pt`` (and ``best.pt`` if it beats it)."""
+    t0 = time.time()
+    net = swa.finish(data.images, spec)
+    val = evaluate_net(net, val_ds, spec, bf16)
+    entry = {k: v for k, v in last_entry.items() if k not in ("val_accuracy_raw", "val_accuracy_ema")}
+    entry.update({"scored": "swa", "swa_epochs": swa.count, "val_accuracy": val["accuracy"],
+                  "val_macro_f1": val["macro_f1"], "val_intensity_rmse": val["intensity_rmse"]})
+    (out / "swa.json").write_text(json.dumps(entry, indent=2))
+    log.info("weight average of the last %d epochs: val acc %.4f f1 %.3f rmse %.4f (%.0f s)", swa.count,
+             val["accuracy"], val["macro_f1"], val["intensity_rmse"] or float("nan"), time.time() - t0)
+    save_inference_checkpoint(net, recipe, spec, entry, out / "swa.pt", invocations)
+    if val["accuracy"] > best_acc:
+        save_inference_checkpoint(net, recipe, spec, entry, out / "best.pt", invocations)
+        return val["accuracy"]
+    return best_acc
 
 
 def format_duration(seconds: float) -> str:

@@ -51,6 +51,7 @@ class TrainConfig:
     teacher_weight: float = 0.0     # weight of the teacher distribution in the class target
     teacher_temperature: float = 1.0
     ema_decay: float = 0.999        # 0 disables the weight average
+    swa_epochs: int = 0             # >0: also average the raw weights of the last N epochs (SWA) into swa.pt
     grad_clip: float = 5.0
     bf16: str = "auto"              # auto (only where the CPU has native bf16) | on | off
     threads: int = 0                # 0 = all cores
