@@ -25,9 +25,16 @@ SHIPPED = ROOT / "src" / "emolens" / "weights" / "emolens-default.onnx"
 runner = CliRunner()
 
 
-def train_args(out: Path, fer: Path, ferplus: Path, epochs: int, limit: int = 256) -> list[str]:
-    return ["train", "--recipe", str(RECIPE), "--out", str(out), "--epochs", str(epochs), "--limit", str(limit),
+def train_args(out: Path, fer: Path, ferplus: Path, epochs: int, limit: int = 256, recipe: Path = RECIPE) -> list[str]:
+    return ["train", "--recipe", str(recipe), "--out", str(out), "--epochs", str(epochs), "--limit", str(limit),
             "--val-limit", "128", "--data", str(fer), "--ferplus", str(ferplus), "--no-progress"]
+
+
+def recipe_with(tmp_path: Path, train_lines: str) -> Path:
+    """The smoke recipe with ``train_lines`` added to its ``[train]`` table."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.read_text().replace("[train]\n", f"[train]\n{train_lines}\n"))
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +77,9 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, fer2013_path, fer
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     # ... and a different seed gives different weights (the check above can fail).
     other = tmp_path / "other"
-    args = train_args(other, fer2013_path, ferplus_path, epochs=1, limit=128)
     recipe = tmp_path / "seed1.toml"
     recipe.write_text(RECIPE.read_text().replace("seed = 0", "seed = 1"))
-    args[args.index(str(RECIPE))] = str(recipe)
-    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, train_args(other, fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe)).exit_code == 0
     c = torch.load(other / "last.pt", weights_only=False)["model"]
     assert any(not torch.equal(a["model"][k], c[k]) for k in c)
 
@@ -165,14 +170,10 @@ def test_bad_recipe_is_a_clear_error(tmp_path):
 def test_soft_targets_mixing_and_teacher_train(smoke_run, tmp_path, fer2013_path, ferplus_path):
     """FER+ soft targets, mixup + CutMix and two teachers (a checkpoint and an exported ONNX model) run
     through a 1-epoch smoke run."""
-    recipe = tmp_path / "levers.toml"
-    levers = (f'[train]\nsoft_targets = 0.5\nmixup = 0.4\ncutmix = 1.0\nmix_prob = 1.0\n'
-              f'teacher = ["{smoke_run / "best.pt"}", "{SHIPPED}"]\nteacher_weight = 0.5\nteacher_temperature = 2.0\n')
-    recipe.write_text(RECIPE.read_text().replace("[train]\n", levers))
+    recipe = recipe_with(tmp_path, f'soft_targets = 0.5\nmixup = 0.4\ncutmix = 1.0\nmix_prob = 1.0\n'
+                                   f'teacher = ["{smoke_run / "best.pt"}", "{SHIPPED}"]\nteacher_weight = 0.5\nteacher_temperature = 2.0')
     out = tmp_path / "run"
-    args = train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128)
-    args[args.index(str(RECIPE))] = str(recipe)
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
     assert result.exit_code == 0, result.output
     teacher = np.load(out / "teacher.npy")
     assert teacher.shape == (128, 7) and np.allclose(teacher.sum(1), 1, atol=1e-4)
@@ -195,11 +196,8 @@ def test_onnx_teacher_matches_its_runtime_predictions(fer2013_path):
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
-    recipe = tmp_path / "teacher.toml"
-    recipe.write_text(RECIPE.read_text().replace("[train]\n", '[train]\nteacher = ["nope/best.pt"]\nteacher_weight = 0.5\n'))
-    args = train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128)
-    args[args.index(str(RECIPE))] = str(recipe)
-    result = runner.invoke(app, args)
+    recipe = recipe_with(tmp_path, 'teacher = ["nope/best.pt"]\nteacher_weight = 0.5')
+    result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
     assert result.exit_code != 0
     assert "nope/best.pt" in result.output and "not found" in result.output
 
@@ -213,13 +211,10 @@ def test_weight_average_of_the_last_epochs_resumes_and_matches_kept_epochs(tmp_p
     from emolens.training.data import load_dataset
     from emolens.training.loop import load_net
 
-    recipe = tmp_path / "swa.toml"
-    recipe.write_text(RECIPE.read_text().replace("[train]\n", "[train]\nswa_epochs = 2\n"))
+    recipe = recipe_with(tmp_path, "swa_epochs = 2")
 
     def run(out: Path, *extra: str):
-        args = train_args(out, fer2013_path, ferplus_path, epochs=3, limit=128) + list(extra)
-        args[args.index(str(RECIPE))] = str(recipe)
-        result = runner.invoke(app, args)
+        result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=3, limit=128, recipe=recipe) + list(extra))
         assert result.exit_code == 0, result.output
 
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -246,10 +241,7 @@ def test_weight_average_of_the_last_epochs_resumes_and_matches_kept_epochs(tmp_p
     assert stats and not any(torch.equal(swa[k], nets[1].state_dict()[k]) for k in stats)  # recomputed, not copied
 
 def test_weight_average_longer_than_the_run_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
-    recipe = tmp_path / "swa.toml"
-    recipe.write_text(RECIPE.read_text().replace("[train]\n", "[train]\nswa_epochs = 5\n"))
-    args = train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128)
-    args[args.index(str(RECIPE))] = str(recipe)
-    result = runner.invoke(app, args)
+    recipe = recipe_with(tmp_path, "swa_epochs = 5")
+    result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
     assert result.exit_code != 0
     assert "swa_epochs = 5" in result.output and "epochs (1)" in result.output
