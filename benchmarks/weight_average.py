@@ -40,7 +40,7 @@ def main() -> None:
 
     from emolens.model_input import InputSpec
     from emolens.training.averaging import WeightAverage
-    from emolens.training.loop import evaluate_net, load_net, load_split, save_inference_checkpoint
+    from emolens.training.loop import evaluate_net, load_net, load_split
     from emolens.training.recipe import Recipe
 
     torch.set_num_threads(args.threads)
@@ -51,12 +51,14 @@ def main() -> None:
     last_epoch = max(by_epoch)
     if args.save and len(args.last) != 1:
         raise SystemExit("--save needs exactly one --last K")
+    if args.save and args.weights != "raw":
+        raise SystemExit("--save records a swa_epochs recipe, which averages raw weights; use --weights raw")
     for k in args.last:
         missing = [e for e in range(last_epoch - k + 1, last_epoch + 1) if e not in by_epoch]
         if k < 1 or missing:
             raise SystemExit(f"--last {k}: epochs {missing or k} have no checkpoint in {args.run}/epochs/")
 
-    _, state = load_net(by_epoch[last_epoch])
+    last_raw, state = load_net(by_epoch[last_epoch], "raw")
     recipe = Recipe.from_dict(state["recipe"])
     spec = InputSpec.from_dict(state["input_spec"])
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
@@ -71,7 +73,7 @@ def main() -> None:
         return rep
 
     rows: list[list[str]] = []
-    score(f"epoch {last_epoch}, raw weights", load_net(by_epoch[last_epoch], "raw")[0])
+    score(f"epoch {last_epoch}, raw weights", last_raw)
     score(f"epoch {last_epoch}, EMA weights", load_net(by_epoch[last_epoch], "ema")[0])
     if (args.run / "best.pt").is_file():
         best, best_state = load_net(args.run / "best.pt")
@@ -87,19 +89,17 @@ def main() -> None:
         net = avg.finish(train_images, spec)
         rep = score(f"average of epochs {first}-{last_epoch} ({args.weights})", net)
         if args.save:
-            save_as(args.save, recipe, k, args.weights, net, rep, spec, state, args.run, last_epoch,
-                    save_inference_checkpoint)
+            save_as(args.save, recipe, k, net, rep, spec, state, args.run, last_epoch)
     print()
     print(f"{args.run}: {recipe.name}, validation split {recipe.data.val_split} ({len(val_ds)} rows), fp32 torch")
     print(markdown_table(["weights", "accuracy", "macro-F1", "intensity RMSE"], rows))
 
 
-def save_as(recipe_file: Path, run_recipe, k: int, weights: str, net, rep: dict, spec, state: dict, run: Path,
-            last_epoch: int, save_inference_checkpoint) -> None:
+def save_as(recipe_file: Path, run_recipe, k: int, net, rep: dict, spec, state: dict, run: Path,
+            last_epoch: int) -> None:
+    from emolens.training.loop import save_inference_checkpoint
     from emolens.training.recipe import Recipe
 
-    if weights != "raw":
-        raise SystemExit("--save records a swa_epochs recipe, which averages raw weights; use --weights raw")
     target = Recipe.load(recipe_file)
     expect = Recipe.from_dict(run_recipe.to_dict())
     expect.train.swa_epochs = k
