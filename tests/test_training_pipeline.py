@@ -143,6 +143,36 @@ def test_export_parity_and_model_card(smoke_run, tmp_path):
     assert ((out.intensity >= 0) & (out.intensity <= 1)).all()
 
 
+def test_export_with_int8_weights_is_a_quarter_of_float32_and_agrees(smoke_run, tmp_path):
+    from emolens.runtime import EmotionModel
+
+    paths = {}
+    for storage in ("float16", "int8"):
+        paths[storage] = tmp_path / f"{storage}.onnx"
+        result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(paths[storage]),
+                                     "--limit", "64", "--weights", storage, "--no-calibrate"])
+        assert result.exit_code == 0, result.output
+        card = json.loads(paths[storage].with_suffix(".json").read_text())
+        assert card["weight_storage"] == storage
+        md = paths[storage].with_suffix(".md").read_text()
+        assert f"weights stored as {storage}" in md
+        assert ("--weights int8" in md) == (storage == "int8")
+    card = json.loads(paths["int8"].with_suffix(".json").read_text())
+    assert card["validation"]["onnx_torch_max_abs_diff"] < 3e-2
+    # float16 stores 2 bytes per weight, int8 1 (+ a float32 scale per output channel)
+    assert card["file_size_bytes"] < 0.6 * paths["float16"].stat().st_size
+    faces = np.random.default_rng(1).integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    a, b = EmotionModel(paths["float16"])(faces), EmotionModel(paths["int8"])(faces)
+    assert np.abs(a.probabilities - b.probabilities).mean() < 5e-3
+
+
+def test_export_rejects_an_unknown_weight_storage(smoke_run, tmp_path):
+    result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(tmp_path / "m.onnx"),
+                                 "--weights", "int4"])
+    assert result.exit_code == 2
+    assert "unknown weight storage 'int4'; choose one of: float16, int8" in result.output
+
+
 def test_training_precision_reads_the_log():
     from emolens.training.export import training_precision
 

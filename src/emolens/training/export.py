@@ -57,26 +57,54 @@ def to_onnx(net: torch.nn.Module, spec: InputSpec, out: Path) -> None:
     )
 
 
-def store_weights_fp16(path: Path) -> None:
-    """Store float weights as float16 with a Cast back to float32 (half the file size).
+WEIGHT_STORAGE = ("float16", "int8")
+# largest probability / intensity difference between torch and the exported file that still
+# counts as a faithful export, per weight storage (int8 rounding moves outputs more than float16)
+PARITY_TOLERANCE = {"float16": 1e-3, "int8": 3e-2}
 
-    ONNX Runtime folds the casts when it loads the model, so it still computes in
-    float32; the only change is the rounding of the weights, which ``check_parity`` bounds.
+
+def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8: ``w ~= q * scale`` with ``scale`` shaped to broadcast."""
+    flat = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    scale = np.where(flat > 0, flat / 127.0, 1.0).astype(np.float32)
+    scale = scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def store_weights(path: Path, storage: str = "float16") -> None:
+    """Store the float weights compactly, with nodes that turn them back into float32.
+
+    ``float16`` halves the file (a Cast back to float32); ``int8`` quarters it (per-output-
+    channel int8 with one float32 scale per channel: a Cast and a Mul). ONNX Runtime folds
+    these constant nodes when it loads the model, so it still computes in float32 at the
+    same speed; the only change is the rounding of the weights, which ``check_parity``
+    bounds and the card's measured accuracy shows.
     """
+    if storage not in WEIGHT_STORAGE:
+        raise ExportError(f"unknown weight storage {storage!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     model = onnx.load(str(path))
     graph = model.graph
-    casts = []
+    nodes, extra = [], []
     for init in graph.initializer:
         if init.data_type != TensorProto.FLOAT or len(init.dims) < 2:
             continue  # biases and scalars stay float32: they are tiny
         w = numpy_helper.to_array(init)
         name = init.name
-        init.CopyFrom(numpy_helper.from_array(w.astype(np.float16), name + "_fp16"))
-        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT, name=name + "_cast"))
-    for i, node in enumerate(casts):
+        if storage == "float16":
+            init.CopyFrom(numpy_helper.from_array(w.astype(np.float16), name + "_fp16"))
+            nodes.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT, name=name + "_cast"))
+        else:
+            q, scale = quantize_int8(w)
+            init.CopyFrom(numpy_helper.from_array(q, name + "_int8"))
+            extra.append(numpy_helper.from_array(scale, name + "_scale"))
+            nodes += [helper.make_node("Cast", [name + "_int8"], [name + "_q"], to=TensorProto.FLOAT, name=name + "_cast"),
+                      helper.make_node("Mul", [name + "_q", name + "_scale"], [name], name=name + "_dequant")]
+    graph.initializer.extend(extra)
+    for i, node in enumerate(nodes):
         graph.node.insert(i, node)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -106,7 +134,7 @@ def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, t
 
 
 def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
-                 calibrate: bool = True, limit: int = 0) -> dict:
+                 calibrate: bool = True, limit: int = 0, weights: str = "float16") -> dict:
     """Export ``checkpoint`` to ``out`` (.onnx) and write the model card beside it; returns the card."""
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
@@ -114,8 +142,11 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
     net, state = load_net(checkpoint)
     spec = InputSpec.from_dict(state["input_spec"])
     recipe = state.get("recipe", {})
+    if weights not in WEIGHT_STORAGE:
+        raise ExportError(f"unknown weight storage {weights!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
+    tol = PARITY_TOLERANCE[weights]
     to_onnx(net, spec, out)
-    store_weights_fp16(out)
+    store_weights(out, weights)
     model = EmotionModel(out)
 
     data_cfg = recipe.get("data", {})
@@ -127,6 +158,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         "architecture": state["arch"],
         "architecture_args": state.get("arch_kwargs", {}),
         "parameters": count_parameters(net),
+        "weight_storage": weights,
         "input": spec.to_dict(),
         "labels": list(EMOTIONS),
         "outputs": {"logits": "(N, 7) class logits; softmax(logits / temperature) = probabilities",
@@ -150,7 +182,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
     if data_path.exists():
         ferplus_path = Path(ferplus) if ferplus and Path(ferplus).exists() else None
         val = load_dataset(data_path, data_cfg.get("val_split", "PublicTest"), ferplus_path, limit=limit)
-        diff = check_parity(net, model, val.images[:256])
+        diff = check_parity(net, model, val.images[:256], tol)
         single = predict_dataset(model, val.images)
         tta = predict_dataset(model, val.images, tta=True)
         rep, rep_tta = report_for(val, single), report_for(val, tta)
@@ -172,7 +204,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
             }
     else:
         faces = np.random.default_rng(0).integers(0, 256, (16, spec.size, spec.size), dtype=np.uint8)
-        card["validation"] = {"onnx_torch_max_abs_diff": check_parity(net, model, faces)}
+        card["validation"] = {"onnx_torch_max_abs_diff": check_parity(net, model, faces, tol)}
         log.warning("%s not found: the card has no measured accuracy", data_path)
 
     card["file_size_bytes"] = out.stat().st_size
@@ -203,7 +235,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"- **Input**: {card['input']['size']}x{card['input']['size']} grey face, pixels / 255, "
         f"then (x - {card['input']['mean']}) / {card['input']['std']}; NCHW float32.",
         f"- **Labels**: {', '.join(card['labels'])} (FER2013 order).",
-        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as float16, computed in float32); "
+        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as "
+        f"{card.get('weight_storage', 'float16')}, computed in float32); "
         f"batch-1 latency at export {card.get('latency_ms_batch1')} ms.",
         "",
         "## How it was made",
@@ -223,7 +256,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "",
         "  ```",
         *(f"  {cmd}" for cmd in train_commands(card["training"].get("invocations", []), source, f"runs/{name}")),
-        f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx",
+        f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx"
+        + ("" if card.get("weight_storage", "float16") == "float16" else f" --weights {card['weight_storage']}"),
         "  ```",
         "",
         "## Measured at export (FER2013 PublicTest)",
