@@ -1,11 +1,14 @@
 """How good would a teacher ensemble be? PublicTest numbers of each model and of their average.
 
     git show d748c80:src/emolens/weights/emolens-default.onnx > runs/teachers/emonet_s45.onnx
-    python benchmarks/ensemble.py runs/teachers/*.onnx [--tta]
+    python benchmarks/ensemble.py runs/teachers/*.onnx [--tta] [--agreement]
 
 Each model runs through the runtime users run; the ensemble averages the models'
 probabilities (and intensities). This is the measure for choosing distillation teachers
 (`teacher = [...]` in a recipe, see docs/training.md): PublicTest selects, nothing is fitted.
+``--agreement`` adds how far each model's outputs are from the first model's (e.g. the same
+checkpoint exported with float16 and with int8 weights): faces whose top emotion differs, and
+the mean / 99th-percentile / largest probability and intensity differences per face.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main() -> None:
     ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv")
     ap.add_argument("--split", default="PublicTest")
     ap.add_argument("--tta", action="store_true", help="mirror TTA for every model")
+    ap.add_argument("--agreement", action="store_true", help="compare every model's outputs with the first's")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     pin_threads(args.threads)
@@ -49,6 +53,19 @@ def main() -> None:
         rows.append(row(f"average of {len(outs)}", report_for(ds, mean)))
     print(markdown_table(["model", f"{args.split} %", "macro-F1", "intensity RMSE", "FER+ majority %"], rows))
     print(f"\n{args.split}: n = {len(ds)}, tta = {args.tta}")
+    if args.agreement and len(outs) > 1:
+        print()
+        print(markdown_table(
+            ["model vs " + args.models[0].name, "top emotion differs", "mean prob. diff", "p99 of per-face max",
+             "max prob. diff", "max intensity diff"],
+            [[m.name, *agreement(outs[0], o)] for m, o in zip(args.models[1:], outs[1:])]))
+
+
+def agreement(a, b) -> list:
+    dp = np.abs(a.probabilities - b.probabilities)
+    flips = int((a.probabilities.argmax(1) != b.probabilities.argmax(1)).sum())
+    return [f"{flips} of {len(dp)} ({100 * flips / len(dp):.1f}%)", f"{dp.mean():.4f}",
+            f"{np.percentile(dp.max(1), 99):.4f}", f"{dp.max():.4f}", f"{np.abs(a.intensity - b.intensity).max():.4f}"]
 
 
 def row(name: str, rep: dict) -> list:
