@@ -166,6 +166,22 @@ def test_export_with_int8_weights_is_a_quarter_of_float32_and_agrees(smoke_run, 
     assert np.abs(a.probabilities - b.probabilities).mean() < 5e-3
 
 
+def test_export_storage_defaults_to_the_recipes(smoke_run, tmp_path):
+    from emolens.training.recipe import Recipe
+
+    state = torch.load(smoke_run / "best.pt", weights_only=False)
+    assert state["recipe"]["export"] == {"weights": "float16"}
+    state["recipe"]["export"] = {"weights": "int8"}
+    torch.save(state, tmp_path / "best.pt")
+    result = runner.invoke(app, ["export", str(tmp_path / "best.pt"), "--out", str(tmp_path / "m.onnx"),
+                                 "--limit", "32", "--no-calibrate"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["weight_storage"] == "int8"
+    assert Recipe.from_dict({"export": {"weights": "int8"}}).export.weights == "int8"
+    with pytest.raises(ValueError, match=r"unknown recipe keys for \[ExportConfig\]: \['weight'\]"):
+        Recipe.from_dict({"export": {"weight": "int8"}})
+
+
 def test_export_rejects_an_unknown_weight_storage(smoke_run, tmp_path):
     result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(tmp_path / "m.onnx"),
                                  "--weights", "int4"])

@@ -134,14 +134,20 @@ def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, t
 
 
 def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | None = None,
-                 calibrate: bool = True, limit: int = 0, weights: str = "float16") -> dict:
-    """Export ``checkpoint`` to ``out`` (.onnx) and write the model card beside it; returns the card."""
+                 calibrate: bool = True, limit: int = 0, weights: str | None = None) -> dict:
+    """Export ``checkpoint`` to ``out`` (.onnx) and write the model card beside it; returns the card.
+
+    ``weights`` is the storage (``float16`` or ``int8``); None takes the run recipe's
+    ``[export] weights`` (float16 for runs whose recipe does not say).
+    """
     checkpoint, out = Path(checkpoint), Path(out)
     if not checkpoint.is_file():
         raise ExportError(f"{checkpoint}: no such checkpoint; pass a run's best.pt or last.pt")
     net, state = load_net(checkpoint)
     spec = InputSpec.from_dict(state["input_spec"])
     recipe = state.get("recipe", {})
+    if weights is None:
+        weights = recipe.get("export", {}).get("weights", "float16")
     if weights not in WEIGHT_STORAGE:
         raise ExportError(f"unknown weight storage {weights!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
     tol = PARITY_TOLERANCE[weights]

@@ -59,6 +59,11 @@ class TrainConfig:
 
 
 @dataclass
+class ExportConfig:
+    weights: str = "float16"        # float16 | int8: how `emolens export` stores the weights by default
+
+
+@dataclass
 class Recipe:
     name: str = "run"
     source: str = ""          # the recipe file it was read from
@@ -66,6 +71,7 @@ class Recipe:
     net: NetConfig = field(default_factory=NetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +92,7 @@ class Recipe:
             net=build(NetConfig, d.get("net", {})),
             train=build(TrainConfig, d.get("train", {})),
             augment=build(AugmentConfig, d.get("augment", {})),
+            export=build(ExportConfig, d.get("export", {})),
         )
 
     @classmethod
