@@ -80,8 +80,7 @@ def main() -> None:
                 ms = float(np.median(timed(lambda: model(face), args.runs)))
                 row += [f"{path.stat().st_size / 1e6:.2f} MB", f"{ms:.3f}"]
             if args.train_steps:
-                ips = train_images_per_second(create_net(name, **kwargs), 128, args.train_steps,
-                                              cpu_has_native_bf16())
+                ips = train_images_per_second(net, 128, args.train_steps, cpu_has_native_bf16())
                 row += [f"{ips:.0f}", f"{FER2013_TRAIN_ROWS / ips / 60:.2f}"]
             rows.append(row)
     header = ["net", "parameters", "ONNX float16", "batch-1 ms", "ONNX int8", "batch-1 ms"]

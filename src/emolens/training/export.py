@@ -57,10 +57,17 @@ def to_onnx(net: torch.nn.Module, spec: InputSpec, out: Path) -> None:
     )
 
 
-WEIGHT_STORAGE = ("float16", "int8")
-# largest probability / intensity difference between torch and the exported file that still
-# counts as a faithful export, per weight storage (int8 rounding moves outputs more than float16)
+# the weight storages, each with the largest probability / intensity difference between torch and
+# the exported file that still counts as a faithful export (int8 rounding moves outputs more)
 PARITY_TOLERANCE = {"float16": 1e-3, "int8": 3e-2}
+WEIGHT_STORAGE = tuple(PARITY_TOLERANCE)
+
+
+def parity_tolerance(storage: str) -> float:
+    """The parity bound of a weight storage; a clear error for an unknown one."""
+    if storage not in PARITY_TOLERANCE:
+        raise ExportError(f"unknown weight storage {storage!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
+    return PARITY_TOLERANCE[storage]
 
 
 def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +88,7 @@ def store_weights(path: Path, storage: str = "float16") -> None:
     same speed; the only change is the rounding of the weights, which ``check_parity``
     bounds and the card's measured accuracy shows.
     """
-    if storage not in WEIGHT_STORAGE:
-        raise ExportError(f"unknown weight storage {storage!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
+    parity_tolerance(storage)  # rejects an unknown storage
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -148,9 +154,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
     recipe = state.get("recipe", {})
     if weights is None:
         weights = recipe.get("export", {}).get("weights", "float16")
-    if weights not in WEIGHT_STORAGE:
-        raise ExportError(f"unknown weight storage {weights!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
-    tol = PARITY_TOLERANCE[weights]
+    tol = parity_tolerance(weights)  # before writing anything
     to_onnx(net, spec, out)
     store_weights(out, weights)
     model = EmotionModel(out)
@@ -232,6 +236,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
     t = r.get("train", {})
     name = r.get("name", "RECIPE")
     source = r.get("source") or f"recipes/{name}.toml"
+    storage = card.get("weight_storage", "float16")  # cards before session 12 have no field: float16
     lines = [
         f"# Model card: {card['name']}",
         "",
@@ -241,8 +246,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"- **Input**: {card['input']['size']}x{card['input']['size']} grey face, pixels / 255, "
         f"then (x - {card['input']['mean']}) / {card['input']['std']}; NCHW float32.",
         f"- **Labels**: {', '.join(card['labels'])} (FER2013 order).",
-        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as "
-        f"{card.get('weight_storage', 'float16')}, computed in float32); "
+        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as {storage}, computed in float32); "
         f"batch-1 latency at export {card.get('latency_ms_batch1')} ms.",
         "",
         "## How it was made",
@@ -263,7 +267,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "  ```",
         *(f"  {cmd}" for cmd in train_commands(card["training"].get("invocations", []), source, f"runs/{name}")),
         f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx"
-        + ("" if card.get("weight_storage", "float16") == "float16" else f" --weights {card['weight_storage']}"),
+        + ("" if storage == "float16" else f" --weights {storage}"),
         "  ```",
         "",
         "## Measured at export (FER2013 PublicTest)",
