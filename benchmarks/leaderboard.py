@@ -1,10 +1,10 @@
 """The training leaderboard: one row per run folder, measured through the exported ONNX model.
 
-    python benchmarks/leaderboard.py runs/emonet_s20 runs/emonet_s45 [--threads 2]
+    python benchmarks/leaderboard.py runs/emonet_s20 runs/emonet_s45 [--weights int8] [--threads 2]
 
 For each run folder (made by ``emolens train``) it exports ``best.pt`` to
 ``RUN/<name>.onnx`` with its model card (``emolens export``; reused when newer than
-``best.pt``) and prints a markdown table: recipe, epochs, PublicTest accuracy single and
+``best.pt`` and stored the same way) and prints a markdown table: recipe, epochs, PublicTest accuracy single and
 with mirror TTA, macro-F1, FER+ intensity RMSE, FER+ majority accuracy, parameters, ONNX
 size, batch-1 latency, training precision (bf16 autocast or fp32, from the run's log) and
 training wall time — the numbers of the card, which ``export`` measures on the recipe's
@@ -12,6 +12,9 @@ validation split (PublicTest) through the same runtime users run.
 A run still training (fewer epochs in ``log.jsonl`` than its recipe's target) gets no row,
 so ``runs/seeds/*`` can be passed while one seed is half done; it and anything that is not
 a run folder are named on stderr as skipped.
+Weights are stored as the run's recipe says (``[export] weights``, float16 when it says
+nothing); ``--weights`` overrides that for every run, writing ``RUN/<name>-<storage>.onnx``
+when it differs from the recipe's storage, so both files can sit side by side.
 """
 
 from __future__ import annotations
@@ -24,12 +27,19 @@ from pathlib import Path
 from _common import markdown_table, pin_threads
 
 
-def unfinished(run: Path) -> str | None:
+def run_recipe(run: Path) -> dict | None:
+    """The recipe ``emolens train`` saved in ``run``, or None when ``run`` is not a run folder."""
+    recipe_file = run / "recipe.json"
+    return json.loads(recipe_file.read_text()) if run.is_dir() and recipe_file.is_file() else None
+
+
+def unfinished(run: Path, recipe: dict | None = None) -> str | None:
     """Why ``run`` has no row yet (not a run folder, or still training), or None."""
-    recipe_file, best = run / "recipe.json", run / "best.pt"
-    if not run.is_dir() or not recipe_file.is_file():
+    recipe = recipe if recipe is not None else run_recipe(run)
+    best = run / "best.pt"
+    if recipe is None:
         return "not a run folder made by 'emolens train'"
-    target = json.loads(recipe_file.read_text())["train"]["epochs"]
+    target = recipe["train"]["epochs"]
     log = run / "log.jsonl"
     done = len(log.read_text().splitlines()) if log.is_file() else 0
     if done < target or not best.is_file():
@@ -38,17 +48,22 @@ def unfinished(run: Path) -> str | None:
     return None
 
 
-def card_for(run: Path) -> dict:
+def card_for(run: Path, recipe: dict, weights: str | None = None) -> dict:
+    """The model card of ``run``'s best.pt exported with ``weights`` storage (None: the recipe's)."""
     best = run / "best.pt"
-    recipe = json.loads((run / "recipe.json").read_text())
-    onnx = run / f"{recipe.get('name', run.name)}.onnx"
+    own = recipe.get("export", {}).get("weights", "float16")
+    storage = weights or own
+    name = recipe.get("name", run.name)
+    onnx = run / (f"{name}.onnx" if storage == own else f"{name}-{storage}.onnx")
     card_path = onnx.with_suffix(".json")
     if card_path.is_file() and card_path.stat().st_mtime > best.stat().st_mtime:
-        return json.loads(card_path.read_text())
+        card = json.loads(card_path.read_text())
+        if card.get("weight_storage", "float16") == storage:  # cards before session 12: float16
+            return card
     from emolens.training.export import export_model
 
-    print(f"exporting {best} -> {onnx}", file=sys.stderr)
-    return export_model(best, onnx)
+    print(f"exporting {best} -> {onnx} ({storage} weights)", file=sys.stderr)
+    return export_model(best, onnx, weights=storage)
 
 
 def pct(v) -> str:
@@ -58,32 +73,43 @@ def pct(v) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders (runs/NAME)")
+    ap.add_argument("--weights", default=None,
+                    help="float16 or int8: weight storage for every run's ONNX file (default: each recipe's [export] weights)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     pin_threads(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
+    from emolens.training.export import ExportError, parity_tolerance
+
+    if args.weights is not None:
+        try:
+            parity_tolerance(args.weights)  # an unknown storage stops before any run is exported
+        except ExportError as e:
+            raise SystemExit(f"--weights: {e}") from None
     rows = []
     for run in args.runs:
-        reason = unfinished(run)
+        recipe = run_recipe(run)
+        reason = unfinished(run, recipe)
         if reason:
             print(f"skipped {run}: {reason}", file=sys.stderr)
             continue
-        card = card_for(run)
+        card = card_for(run, recipe, args.weights)
         v, t = card.get("validation", {}), card.get("training", {})
         rows.append([
             f"`{card['recipe'].get('source') or run.name}`", card["architecture"], t.get("epochs"),
             pct(v.get("accuracy")), pct(v.get("accuracy_tta")), f"{v.get('macro_f1', float('nan')):.3f}",
             f"{v['intensity_rmse']:.4f}" if v.get("intensity_rmse") is not None else "n/a",
             pct(v.get("ferplus_majority_accuracy")), f"{card['parameters'] / 1e6:.2f} M",
-            f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("latency_ms_batch1"),
+            f"{card['file_size_bytes'] / 1e6:.2f} MB", card.get("weight_storage", "float16"),
+            card.get("latency_ms_batch1"),
             t.get("precision") or "not logged", t.get("wall_time_minutes"),
         ])
     if not rows:
         raise SystemExit("no finished run folders among: " + " ".join(map(str, args.runs)))
     print(markdown_table(["recipe", "net", "epochs", "PublicTest % single", "% TTA", "macro-F1", "intensity RMSE",
-                          "FER+ majority %", "params", "ONNX", "batch-1 ms", "precision", "train min"], rows))
+                          "FER+ majority %", "params", "ONNX", "weights", "batch-1 ms", "precision", "train min"], rows))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""benchmarks/leaderboard.py: which run folders get a row (finished runs only)."""
+"""benchmarks/leaderboard.py: which run folders get a row (finished runs only), which ONNX file each row measures."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from leaderboard import unfinished  # noqa: E402
+from leaderboard import card_for, run_recipe, unfinished  # noqa: E402
 
 
 def make_run(root: Path, epochs_target: int, epochs_done: int, best: bool = True) -> Path:
@@ -40,3 +41,49 @@ def test_log_file_or_other_folder_is_not_a_run(tmp_path):
     log.write_text("epoch 1/10 ...\n")
     assert "not a run folder" in unfinished(log)
     assert "not a run folder" in unfinished(tmp_path)
+
+
+def exports_seen(monkeypatch) -> list:
+    """Replace the real export with a recorder (returns a card naming the file and storage)."""
+    import emolens.training.export as export
+
+    seen = []
+
+    def fake_export(best, onnx, weights=None):
+        seen.append((Path(onnx).name, weights))
+        return {"file": Path(onnx).name, "weight_storage": weights}
+
+    monkeypatch.setattr(export, "export_model", fake_export)
+    return seen
+
+
+def write_card(run: Path, name: str, card: dict) -> None:
+    path = run / name
+    path.write_text(json.dumps(card))
+    later = (run / "best.pt").stat().st_mtime + 10
+    os.utime(path, (later, later))
+
+
+def test_card_newer_than_best_and_stored_alike_is_reused(tmp_path, monkeypatch):
+    seen = exports_seen(monkeypatch)
+    run = make_run(tmp_path, 10, 10)
+    write_card(run, "r.json", {"weight_storage": "float16", "reused": True})
+    assert card_for(run, run_recipe(run))["reused"] and seen == []
+
+
+def test_weights_override_exports_a_second_file_beside_the_recipes(tmp_path, monkeypatch):
+    seen = exports_seen(monkeypatch)
+    run = make_run(tmp_path, 10, 10)
+    write_card(run, "r.json", {"reused": True})  # a card from before weight_storage existed: float16
+    assert card_for(run, run_recipe(run), "int8")["file"] == "r-int8.onnx"
+    assert seen == [("r-int8.onnx", "int8")]
+
+
+def test_recipe_export_storage_is_the_default_and_a_stale_storage_is_re_exported(tmp_path, monkeypatch):
+    seen = exports_seen(monkeypatch)
+    run = make_run(tmp_path, 10, 10)
+    recipe = {**run_recipe(run), "export": {"weights": "int8"}}
+    write_card(run, "r.json", {"weight_storage": "float16"})  # made before the recipe said int8
+    card_for(run, recipe)
+    card_for(run, recipe, "float16")
+    assert seen == [("r.onnx", "int8"), ("r-float16.onnx", "float16")]
