@@ -6,7 +6,7 @@ For each run folder (made by ``emolens train``) it exports ``best.pt`` to
 ``RUN/<name>.onnx`` with its model card (``emolens export``; reused when newer than
 ``best.pt`` and stored the same way) and prints a markdown table: recipe, epochs, PublicTest accuracy single and
 with mirror TTA, macro-F1, FER+ intensity RMSE, FER+ majority accuracy, parameters, ONNX
-size, batch-1 latency, training precision (bf16 autocast or fp32, from the run's log) and
+size and weight storage, batch-1 latency, training precision (bf16 autocast or fp32, from the run's log) and
 training wall time — the numbers of the card, which ``export`` measures on the recipe's
 validation split (PublicTest) through the same runtime users run.
 A run still training (fewer epochs in ``log.jsonl`` than its recipe's target) gets no row,
