@@ -68,7 +68,6 @@ def main() -> None:
         raise SystemExit("--shift must be at least 1 pixel")
     pin_threads(args.threads)
     from emolens.evaluate import predict_dataset, report_for
-    from emolens.metrics import softmax
     from emolens.runtime import EmotionModel, ModelOutput
     from emolens.training.data import load_dataset
 
@@ -91,11 +90,6 @@ def main() -> None:
             cache[key] = predict_dataset(model, x)
         return cache[key]
 
-    def average(keys: list) -> ModelOutput:
-        outs = [view(*k) for k in keys]
-        logits = np.mean([o.logits for o in outs], axis=0)
-        return ModelOutput(softmax(logits, model.temperature), np.mean([o.intensity for o in outs], axis=0), logits)
-
     both = (False, True)
     sets = {
         "single": [(False, "shift", 0, 0)],
@@ -105,7 +99,7 @@ def main() -> None:
         "mirror x 9 shifts": [(m, "shift", dx, dy) for m in both for dx, dy in dict.fromkeys(CROSS + DIAGONAL)],
         "mirror x 3 scales": [(m, "shift", 0, 0) for m in both] + [(m, "scale", s) for m in both for s in (44, 52)],
     }
-    rows = [[*row(name, report_for(ds, average(keys)))[:4], len(keys)] for name, keys in sets.items()]
+    rows = [[*row(name, report_for(ds, model.average_views([view(*k) for k in keys])))[:4], len(keys)] for name, keys in sets.items()]
     print(markdown_table(["views", f"{args.split} %", "macro-F1", "intensity RMSE", "passes"], rows))
     print(f"\n{args.model.name}; {args.split}: n = {len(ds)}; shifts of {args.shift} px")
 

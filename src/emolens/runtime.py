@@ -109,10 +109,15 @@ class EmotionModel:
         logits, intensity = self.run_normalized(self.spec.normalize(faces))
         return ModelOutput(softmax(logits, self.temperature), intensity, logits)
 
+    def average_views(self, views: list[ModelOutput]) -> ModelOutput:
+        """One output from several views of the same faces: mean logits (then softmax) and mean intensities."""
+        logits = np.mean([v.logits for v in views], axis=0)
+        return ModelOutput(softmax(logits, self.temperature), np.mean([v.intensity for v in views], axis=0), logits)
+
     def predict_tta(self, faces: np.ndarray) -> ModelOutput:
         """Test-time augmentation: average of the face and its mirror image (2 passes)."""
         faces = np.asarray(faces)
         both = self(np.concatenate([faces, faces[:, :, ::-1]]))
         n = len(faces)
-        logits = (both.logits[:n] + both.logits[n:]) / 2
-        return ModelOutput(softmax(logits, self.temperature), (both.intensity[:n] + both.intensity[n:]) / 2, logits)
+        return self.average_views([ModelOutput(both.probabilities[:n], both.intensity[:n], both.logits[:n]),
+                                   ModelOutput(both.probabilities[n:], both.intensity[n:], both.logits[n:])])
