@@ -8,7 +8,9 @@ against epoch k * m / n of a run of m epochs, wherever that is a whole epoch (a 
 100-epoch run match at every second epoch of the long one). Prints the validation accuracy
 and intensity RMSE of each at the ``--at`` fractions, at how many matched points the first
 run is ahead (accuracy) and lower (RMSE), each run's best epoch and its final augmented
-training accuracy. Only reads the logs ``emolens train`` wrote.
+training accuracy. Only reads the logs ``emolens train`` wrote. A run still training is
+compared by its planned schedule, read from the ``recipe.json`` beside its log (a log copied
+elsewhere is taken as a finished run): ``--at`` fractions it has not reached are skipped.
 """
 
 from __future__ import annotations
@@ -26,12 +28,26 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def matched(a: list[dict], b: list[dict]) -> list[tuple[dict, dict]]:
-    """(entry of a, entry of b) pairs at the same schedule fraction, at whole epochs of both."""
+def planned_epochs(path: Path, log: list[dict]) -> int:
+    """The run's schedule length: its recipe.json's epochs when the log sits in a run folder."""
+    recipe = path.parent / "recipe.json"
+    if recipe.is_file():
+        epochs = json.loads(recipe.read_text()).get("train", {}).get("epochs")
+        if isinstance(epochs, int) and epochs >= len(log):
+            return epochs
+    return len(log)
+
+
+def matched(a: list[dict], b: list[dict], n_a: int | None = None, n_b: int | None = None) -> list[tuple[dict, dict]]:
+    """(entry of a, entry of b) pairs at the same schedule fraction, at whole epochs of both.
+
+    ``n_a``/``n_b`` are the planned schedule lengths (default: the logs' lengths, finished runs).
+    """
+    n_a, n_b = n_a or len(a), n_b or len(b)
     pairs = []
     for k in range(1, len(a) + 1):
-        j, rest = divmod(k * len(b), len(a))
-        if rest == 0 and j >= 1:
+        j, rest = divmod(k * n_b, n_a)
+        if rest == 0 and 1 <= j <= len(b):
             pairs.append((a[k - 1], b[j - 1]))
     return pairs
 
@@ -42,14 +58,16 @@ def main() -> None:
     ap.add_argument("--at", nargs="+", type=float, default=[0.3, 0.5, 0.8, 1.0], help="schedule fractions to list")
     args = ap.parse_args()
     a, b = (read_log(p) for p in args.logs)
-    pairs = matched(a, b)
+    n_a, n_b = (planned_epochs(p, log) for p, log in zip(args.logs, (a, b)))
+    pairs = matched(a, b, n_a, n_b)
     if not pairs:
         raise SystemExit("the two logs share no whole-epoch schedule point")
-    names = [p.name for p in args.logs]
+    names = [p.name if p.name != "log.jsonl" else f"{p.parent.name}/log.jsonl" for p in args.logs]
     rows = []
-    for frac in args.at:
-        x, y = min(pairs, key=lambda pair: abs(pair[0]["epoch"] / len(a) - frac))
-        rows.append([f"{x['epoch'] / len(a):.0%}", x["epoch"], f"{100 * x['val_accuracy']:.2f}",
+    reached = pairs[-1][0]["epoch"] / n_a
+    for frac in sorted({min(f, reached) for f in args.at}):
+        x, y = min(pairs, key=lambda pair: abs(pair[0]["epoch"] / n_a - frac))
+        rows.append([f"{x['epoch'] / n_a:.0%}", x["epoch"], f"{100 * x['val_accuracy']:.2f}",
                      f"{x['val_intensity_rmse']:.4f}", y["epoch"], f"{100 * y['val_accuracy']:.2f}",
                      f"{y['val_intensity_rmse']:.4f}"])
     print(markdown_table(["schedule", "epoch", "accuracy %", "RMSE", "epoch ", "accuracy % ", "RMSE "], rows))
@@ -57,12 +75,13 @@ def main() -> None:
     lower = sum(x["val_intensity_rmse"] < y["val_intensity_rmse"] for x, y in pairs)
     print(f"\ncolumns 2-4: {names[0]}; 5-7: {names[1]}")
     print(f"{names[0]} ahead at {ahead} of {len(pairs)} matched points; RMSE lower at {lower}")
-    for name, log in zip(names, (a, b)):
+    for name, log, n in zip(names, (a, b), (n_a, n_b)):
         best = max(log, key=lambda e: e["val_accuracy"])
         low = min(log, key=lambda e: e["val_intensity_rmse"])
-        print(f"{name}: best epoch {best['epoch']} of {len(log)} ({100 * best['val_accuracy']:.2f}%), "
+        so_far = "" if len(log) == n else f" so far ({len(log)} of {n} epochs)"
+        print(f"{name}{so_far}: best epoch {best['epoch']} of {len(log)} ({100 * best['val_accuracy']:.2f}%), "
               f"lowest RMSE {low['val_intensity_rmse']:.4f} at epoch {low['epoch']}, "
-              f"final training accuracy {100 * log[-1]['train_accuracy']:.1f}%")
+              f"{'final' if not so_far else 'latest'} training accuracy {100 * log[-1]['train_accuracy']:.1f}%")
 
 
 if __name__ == "__main__":
