@@ -8,7 +8,8 @@ an untrained net is exported the way ``emolens export`` does it (float16 and int
 storage), and the script prints parameters, each file's size and its median batch-1 latency
 through ONNX Runtime (the weights' values do not change the time) and, with ``--train-steps``, the
 bf16 training throughput and minutes per FER2013 epoch (forward + backward + step, without
-validation or augmentation).
+validation or augmentation) and what the net adds per training image as an online teacher
+(``teacher_online``: its eval-mode forward at batch 128).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from _common import markdown_table, pin_threads
 from model_speed import timed
-from train_speed import FER2013_TRAIN_ROWS, train_images_per_second
+from train_speed import FER2013_TRAIN_ROWS, teacher_ms_per_image, train_images_per_second
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
@@ -81,11 +82,12 @@ def main() -> None:
                 row += [f"{path.stat().st_size / 1e6:.2f} MB", f"{ms:.3f}"]
             if args.train_steps:
                 ips = train_images_per_second(net, 128, args.train_steps, cpu_has_native_bf16())
-                row += [f"{ips:.0f}", f"{FER2013_TRAIN_ROWS / ips / 60:.2f}"]
+                teach = teacher_ms_per_image(net, 128, args.train_steps, cpu_has_native_bf16())
+                row += [f"{ips:.0f}", f"{FER2013_TRAIN_ROWS / ips / 60:.2f}", f"{1000 / ips:.2f}", f"{teach:.2f}"]
             rows.append(row)
     header = ["net", "parameters", "ONNX float16", "batch-1 ms", "ONNX int8", "batch-1 ms"]
     if args.train_steps:
-        header += ["train images/s", "min per FER2013 epoch"]
+        header += ["train images/s", "min per FER2013 epoch", "train ms per image", "as teacher ms per image"]
     print(markdown_table(header, rows))
     print(f"\n{args.threads} threads, {args.runs} batch-1 runs; training at batch 128, "
           f"bf16: {cpu_has_native_bf16()}")

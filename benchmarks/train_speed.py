@@ -40,6 +40,22 @@ def train_images_per_second(net, batch: int = 128, steps: int = 6, bf16: bool = 
     return batch / step
 
 
+def teacher_ms_per_image(net, batch: int = 128, steps: int = 6, bf16: bool = False) -> float:
+    """Median eval-mode forward time per image at ``batch``: what the net costs as an online teacher."""
+    import torch
+
+    net = net.to(memory_format=torch.channels_last).eval()
+    x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad():
+        for _ in range(steps):
+            t = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                net(x)
+            times.append(time.perf_counter() - t)
+    return 1000 * sorted(times[1:])[len(times[1:]) // 2] / batch
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="*", default=None, help="architectures (default: all registered)")

@@ -40,7 +40,8 @@ def main() -> None:
 
     from emolens.model_input import InputSpec
     from emolens.training.averaging import WeightAverage
-    from emolens.training.loop import evaluate_net, load_net, load_split
+    from emolens.training.checkpoint import evaluate_net, load_net
+    from emolens.training.loop import load_split
     from emolens.training.recipe import Recipe
 
     torch.set_num_threads(args.threads)
@@ -97,7 +98,7 @@ def main() -> None:
 
 def save_as(recipe_file: Path, run_recipe, k: int, net, rep: dict, spec, state: dict, run: Path,
             last_epoch: int) -> None:
-    from emolens.training.loop import save_inference_checkpoint
+    from emolens.training.checkpoint import save_inference_checkpoint
     from emolens.training.recipe import Recipe
 
     target = Recipe.load(recipe_file)

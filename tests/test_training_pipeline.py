@@ -231,7 +231,7 @@ def test_onnx_teacher_matches_its_runtime_predictions(fer2013_path):
     from emolens.evaluate import predict_dataset
     from emolens.runtime import EmotionModel
     from emolens.training.data import load_dataset
-    from emolens.training.loop import teacher_logits
+    from emolens.training.teachers import teacher_logits
     from emolens.model_input import DEFAULT_INPUT
 
     ds = load_dataset(fer2013_path, "Training", limit=64)
@@ -239,6 +239,45 @@ def test_onnx_teacher_matches_its_runtime_predictions(fer2013_path):
     model = EmotionModel(SHIPPED)
     np.testing.assert_allclose(plain, predict_dataset(model, ds.images).logits, atol=1e-4)
     np.testing.assert_allclose(mirrored, predict_dataset(model, ds.images[:, :, ::-1].copy()).logits, atol=1e-4)
+
+
+def test_online_teacher_scores_each_augmented_batch(smoke_run, tmp_path, fer2013_path, ferplus_path):
+    """``teacher_online``: the teachers run on every augmented batch (nothing cached) and may
+    also teach the intensity head."""
+    ckpt = smoke_run / "best.pt"
+    recipe = recipe_with(tmp_path, f'teacher = ["{ckpt}", "{ckpt}"]\nteacher_weight = 0.5\nteacher_online = true\n'
+                                   'teacher_intensity_weight = 0.5\nteacher_temperature = 2.0')
+    out = tmp_path / "run"
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
+    assert result.exit_code == 0, result.output
+    assert not (out / "teacher.npy").exists()
+    saved = json.loads((out / "recipe.json").read_text())["train"]
+    assert saved["teacher_online"] is True and saved["teacher_intensity_weight"] == 0.5
+
+
+def test_online_teacher_outputs_are_its_checkpoint_predictions(smoke_run, fer2013_path):
+    from emolens.model_input import DEFAULT_INPUT
+    from emolens.training.augment import normalize_batch
+    from emolens.training.checkpoint import load_net, predict
+    from emolens.training.data import load_dataset
+    from emolens.training.teachers import OnlineTeacher
+
+    images = torch.from_numpy(load_dataset(fer2013_path, "Training", limit=32).images)
+    logits, inten = predict(load_net(smoke_run / "best.pt")[0], images, DEFAULT_INPUT)
+    probs, taught_inten = OnlineTeacher([str(smoke_run / "best.pt")] * 2, temperature=2.0)(normalize_batch(images, DEFAULT_INPUT))
+    np.testing.assert_allclose(probs.numpy(), torch.softmax(torch.from_numpy(logits) / 2.0, 1).numpy(), atol=1e-5)
+    np.testing.assert_allclose(taught_inten.numpy(), inten, atol=1e-5)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (f'teacher = ["{SHIPPED}"]\nteacher_weight = 0.5\nteacher_online = true', "exported model"),
+    ('teacher_intensity_weight = 0.5', "needs teacher_online"),
+])
+def test_misconfigured_online_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path, lines, message):
+    recipe = recipe_with(tmp_path, lines)
+    result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
+    assert result.exit_code != 0
+    assert message in result.output
 
 
 def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
@@ -255,7 +294,7 @@ def test_weight_average_of_the_last_epochs_resumes_and_matches_kept_epochs(tmp_p
     from emolens.model_input import DEFAULT_INPUT
     from emolens.training.averaging import WeightAverage
     from emolens.training.data import load_dataset
-    from emolens.training.loop import load_net
+    from emolens.training.checkpoint import load_net
 
     recipe = recipe_with(tmp_path, "swa_epochs = 2")
 

@@ -24,7 +24,8 @@ from emolens.metrics import expected_calibration_error, fit_temperature, softmax
 from emolens.model_input import InputSpec
 from emolens.runtime import EmotionModel, card_path_for
 from emolens.training.data import load_dataset
-from emolens.training.loop import load_net, train_commands
+from emolens.training.checkpoint import load_net
+from emolens.training.loop import train_commands
 from emolens.training.nets import count_parameters
 
 log = logging.getLogger(__name__)
@@ -312,9 +313,12 @@ def _levers(t: dict) -> str:
         parts.append(f"FER+ vote distributions as soft class targets (weight {t['soft_targets']})")
     if t.get("mixup") or t.get("cutmix"):
         parts.append(f"mixup {t.get('mixup')} / CutMix {t.get('cutmix')} on {t.get('mix_prob')} of batches")
-    if t.get("teacher_weight"):
-        parts.append(f"distilled from {', '.join(map(str, t.get('teacher', [])))} "
-                     f"(weight {t['teacher_weight']}, temperature {t.get('teacher_temperature')})")
+    if t.get("teacher_weight") or t.get("teacher_intensity_weight"):
+        how = "each augmented batch (online)" if t.get("teacher_online") else "the clean training rows, mirror-averaged"
+        parts.append(f"distilled from {', '.join(map(str, t.get('teacher', [])))} on {how} "
+                     f"(class weight {t.get('teacher_weight')}, temperature {t.get('teacher_temperature')}"
+                     + (f", intensity weight {t['teacher_intensity_weight']}" if t.get("teacher_intensity_weight") else "")
+                     + ")")
     if t.get("swa_epochs"):
         parts.append(f"weights averaged over the last {t['swa_epochs']} epochs (SWA, swa.pt)")
     return "; " + "; ".join(parts) if parts else ""

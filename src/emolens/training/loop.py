@@ -24,14 +24,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from emolens.emotions import EMOTIONS
-from emolens.metrics import classification_report, intensity_rmse
 from emolens.model_input import DEFAULT_INPUT, InputSpec
-from emolens.training.augment import augment_batch, normalize_batch
+from emolens.training.augment import augment_batch
 from emolens.training.averaging import WeightAverage
 from emolens.training.data import FaceDataset, load_dataset
-from emolens.training.nets import EmotionNet, count_parameters, create_net
+from emolens.training.checkpoint import evaluate_net, save_inference_checkpoint
+from emolens.training.nets import count_parameters, create_net
 from emolens.training.recipe import Recipe
 from emolens.training.targets import MixedBatch, class_targets, mix_batch, soft_cross_entropy
+from emolens.training.teachers import OnlineTeacher, teacher_targets
 
 log = logging.getLogger(__name__)
 
@@ -82,72 +83,6 @@ def joint_loss(logits, intensity_logits, batch: MixedBatch, recipe: Recipe):
     else:
         int_loss = torch.zeros((), dtype=torch.float32)
     return cls_loss + recipe.train.intensity_weight * int_loss, cls_loss, int_loss
-
-
-@torch.no_grad()
-def predict(net: torch.nn.Module, images: torch.Tensor, spec: InputSpec, batch_size: int = 512, bf16: bool = False):
-    """Logits and sigmoid intensities for uint8 faces, in eval mode."""
-    net.eval()
-    logits, inten = [], []
-    for i in range(0, len(images), batch_size):
-        x = normalize_batch(images[i:i + batch_size], spec).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            lo, it = net(x)
-        logits.append(lo.float())
-        inten.append(torch.sigmoid(it.float()))
-    return torch.cat(logits).numpy(), torch.cat(inten).numpy()
-
-
-def evaluate_net(net, data: FaceDataset, spec: InputSpec, bf16: bool = False) -> dict:
-    logits, inten = predict(net, torch.from_numpy(data.images), spec, bf16=bf16)
-    report = classification_report(data.labels, logits.argmax(1))
-    report["intensity_rmse"] = intensity_rmse(inten, data.intensity)
-    return report
-
-
-def teacher_targets(checkpoints: list[str], temperature: float, data: FaceDataset, spec: InputSpec,
-                    out: Path) -> torch.Tensor:
-    """The averaged (flip-TTA) softened predictions of teacher checkpoints on the training rows.
-
-    Computed once per run and cached in the run folder as ``teacher.npy``.
-    """
-    if not checkpoints:
-        raise ValueError("teacher_weight > 0 needs teacher = [\"runs/X/best.pt\", ...] in [train]")
-    cache = out / "teacher.npy"
-    if cache.is_file():
-        probs = np.load(cache)
-        if probs.shape == (len(data), len(EMOTIONS)):
-            return torch.from_numpy(probs)
-    images = torch.from_numpy(data.images)
-    total = np.zeros((len(data), len(EMOTIONS)), np.float64)
-    for path in checkpoints:
-        for logits in teacher_logits(path, images, spec):
-            z = torch.from_numpy(logits) / temperature
-            total += torch.softmax(z, 1).numpy() / (2 * len(checkpoints))
-        log.info("teacher %s: predictions on %d training rows", path, len(data))
-    probs = total.astype(np.float32)
-    np.save(cache, probs)
-    return torch.from_numpy(probs)
-
-
-def teacher_logits(path: str | Path, images: torch.Tensor, spec: InputSpec) -> list[np.ndarray]:
-    """Logits of one teacher on ``images`` and on their mirror images.
-
-    A teacher is a run's checkpoint (``best.pt``) or an exported ``.onnx`` model, e.g. an
-    earlier shipped model recovered from git history, run through the same runtime users run.
-    """
-    flips = (images, images.flip(-1))
-    if str(path).endswith(".onnx"):
-        from emolens.runtime import EmotionModel
-
-        model = EmotionModel(path)
-        if model.input_size != spec.size:
-            raise ValueError(f"teacher {path} takes {model.input_size}px faces; this run trains on {spec.size}px")
-        from emolens.evaluate import predict_dataset
-
-        return [predict_dataset(model, f.numpy(), batch_size=512).logits for f in flips]
-    net, _ = load_net(path)
-    return [predict(net, f, spec)[0] for f in flips]
 
 
 def class_weights_for(labels: torch.Tensor, how: str) -> torch.Tensor | None:
@@ -205,7 +140,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     bf16 = use_bf16(t.bf16)
     spec = DEFAULT_INPUT
 
-    for path in t.teacher if t.teacher_weight > 0 else []:
+    for path in t.teacher if t.teacher_weight > 0 or t.teacher_intensity_weight > 0 else []:
         if not Path(path).is_file():
             raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
     t0 = time.time()
@@ -224,7 +159,12 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     sched = make_scheduler(opt, recipe, steps_per_epoch)
     gen = torch.Generator().manual_seed(t.seed)
     weights = class_weights_for(data.labels, t.class_weighting)
-    teacher = teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out) if t.teacher_weight > 0 else None
+    if t.teacher_intensity_weight > 0 and not t.teacher_online:
+        raise ValueError("teacher_intensity_weight needs teacher_online = true (static teachers cache classes only)")
+    distil = t.teacher_weight > 0 or t.teacher_intensity_weight > 0
+    online = OnlineTeacher(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
+    teacher = (teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out)
+               if distil and not t.teacher_online else None)
     history: list[dict] = []
     invocations: list[dict] = []  # how this run was invoked (epoch it started from, epoch target): see train_commands
     start_epoch, best_acc = 0, -1.0
@@ -274,9 +214,16 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             idx = perm[step * t.batch_size:(step + 1) * t.batch_size]
             x = augment_batch(data.images[idx], recipe.augment, spec, gen)
             y = data.labels[idx]
+            inten_target = data.intensity[idx]
+            if online is not None:
+                taught, taught_inten = online(x)
+                w = t.teacher_intensity_weight
+                inten_target = (1 - w) * inten_target + w * taught_inten
+            else:
+                taught = None if teacher is None else teacher[idx]
             targets = class_targets(y, len(EMOTIONS), t.label_smoothing, data.intensity[idx], data.has_intensity[idx],
-                                    t.soft_targets, None if teacher is None else teacher[idx], t.teacher_weight)
-            batch = mix_batch(x, targets, data.intensity[idx], data.has_intensity[idx],
+                                    t.soft_targets, taught, t.teacher_weight)
+            batch = mix_batch(x, targets, inten_target, data.has_intensity[idx],
                               None if weights is None else weights[y], t.mixup, t.cutmix, t.mix_prob, gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits, inten = net(batch.images.contiguous(memory_format=torch.channels_last))
@@ -385,16 +332,6 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
-def save_inference_checkpoint(net: EmotionNet, recipe: Recipe, spec: InputSpec, entry: dict, path: Path,
-                              invocations: list[dict] | None = None) -> None:
-    """Weights only (the EMA weights when used), with what export needs to rebuild the net."""
-    torch.save({
-        "model": {k: v.detach().clone() for k, v in net.state_dict().items()},
-        "arch": recipe.net.name, "arch_kwargs": recipe.net.args, "recipe": recipe.to_dict(),
-        "input_spec": spec.to_dict(), "epoch_entry": entry, "invocations": invocations or [],
-    }, path)
-
-
 def train_commands(invocations: list[dict], recipe_file: str, out_dir: str) -> list[str]:
     """The ``emolens train`` commands that reproduce a run exactly, from its recorded invocations.
 
@@ -416,24 +353,6 @@ def train_commands(invocations: list[dict], recipe_file: str, out_dir: str) -> l
             cmd += f" --stop-after {nxt['from_epoch'] - seg['from_epoch']}"
         commands.append(cmd)
     return commands
-
-
-def load_net(checkpoint: str | Path, weights: str = "auto") -> tuple[EmotionNet, dict]:
-    """Rebuild a net from ``best.pt`` (the weights that scored best) or ``last.pt``.
-
-    For ``last.pt``, ``weights`` picks ``raw`` or ``ema``; ``auto`` takes the one that scored
-    better in the last epoch.
-    """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    net = create_net(state["arch"], **state.get("arch_kwargs", {}))
-    if weights == "auto" and state.get("history"):
-        weights = state["history"][-1].get("scored", "ema")
-    params = state["model"]
-    if state.get("ema") and weights in ("auto", "ema"):
-        params = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-    net.load_state_dict(params)
-    net.eval()
-    return net, state
 
 
 def plot_history(history: list[dict], path: Path) -> None:

@@ -50,6 +50,8 @@ class TrainConfig:
     teacher: list = field(default_factory=list)  # best.pt checkpoints or .onnx models whose averaged predictions are soft targets
     teacher_weight: float = 0.0     # weight of the teacher distribution in the class target
     teacher_temperature: float = 1.0
+    teacher_online: bool = False    # teachers score every augmented batch (best.pt only) instead of the clean rows once
+    teacher_intensity_weight: float = 0.0  # online only: weight of the teachers' intensities in the intensity target
     ema_decay: float = 0.999        # 0 disables the weight average
     swa_epochs: int = 0             # >0: also average the raw weights of the last N epochs (SWA) into swa.pt
     grad_clip: float = 5.0
