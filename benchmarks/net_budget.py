@@ -15,6 +15,7 @@ validation or augmentation) and what the net adds per training image as an onlin
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -73,9 +74,11 @@ def main() -> None:
             except (TypeError, ValueError) as exc:
                 raise SystemExit(f"{spec}: {exc}")
             row = [spec, f"{count_parameters(net) / 1e6:.2f} M"]
+            exported = Path(tmp) / "float32.onnx"
+            to_onnx(net, spec_in, exported)  # once; each storage rewrites a copy
             for storage in ("float16", "int8"):
                 path = Path(tmp) / f"{storage}.onnx"
-                to_onnx(net, spec_in, path)
+                shutil.copyfile(exported, path)
                 store_weights(path, storage)
                 model = EmotionModel(path, threads=args.threads)
                 ms = float(np.median(timed(lambda: model(face), args.runs)))
