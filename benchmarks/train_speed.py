@@ -16,6 +16,17 @@ from _common import markdown_table
 FER2013_TRAIN_ROWS = 28_697
 
 
+def median_seconds(step, steps: int) -> float:
+    """Median wall time of ``step()`` over ``steps`` calls, the first (warm-up) left out."""
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    rest = sorted(times[1:])
+    return rest[len(rest) // 2]
+
+
 def train_images_per_second(net, batch: int = 128, steps: int = 6, bf16: bool = False) -> float:
     """Median training throughput of ``net`` (forward + backward + SGD step) on random faces."""
     import torch
@@ -26,34 +37,27 @@ def train_images_per_second(net, batch: int = 128, steps: int = 6, bf16: bool = 
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,))
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
+
+    def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits, _ = net(x)
         loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        times.append(time.perf_counter() - t)
-    step = sorted(times[1:])[len(times[1:]) // 2]
-    return batch / step
+
+    return batch / median_seconds(step, steps)
 
 
 def teacher_ms_per_image(net, batch: int = 128, steps: int = 6, bf16: bool = False) -> float:
-    """Median eval-mode forward time per image at ``batch``: what the net costs as an online teacher."""
+    """Median time per image of ``net`` as an online teacher (the training loop's ``OnlineTeacher``)."""
     import torch
 
-    net = net.to(memory_format=torch.channels_last).eval()
-    x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.no_grad():
-        for _ in range(steps):
-            t = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                net(x)
-            times.append(time.perf_counter() - t)
-    return 1000 * sorted(times[1:])[len(times[1:]) // 2] / batch
+    from emolens.training.teachers import OnlineTeacher
+
+    teacher = OnlineTeacher([net], bf16=bf16)
+    x = torch.randn(batch, 1, 48, 48)
+    return 1000 * median_seconds(lambda: teacher(x), steps) / batch
 
 
 def main() -> None:

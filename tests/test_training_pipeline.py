@@ -264,7 +264,7 @@ def test_online_teacher_outputs_are_its_checkpoint_predictions(smoke_run, fer201
 
     images = torch.from_numpy(load_dataset(fer2013_path, "Training", limit=32).images)
     logits, inten = predict(load_net(smoke_run / "best.pt")[0], images, DEFAULT_INPUT)
-    probs, taught_inten = OnlineTeacher([str(smoke_run / "best.pt")] * 2, temperature=2.0)(normalize_batch(images, DEFAULT_INPUT))
+    probs, taught_inten = OnlineTeacher.from_checkpoints([str(smoke_run / "best.pt")] * 2, temperature=2.0)(normalize_batch(images, DEFAULT_INPUT))
     np.testing.assert_allclose(probs.numpy(), torch.softmax(torch.from_numpy(logits) / 2.0, 1).numpy(), atol=1e-5)
     np.testing.assert_allclose(taught_inten.numpy(), inten, atol=1e-5)
 

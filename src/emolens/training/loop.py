@@ -140,7 +140,10 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     bf16 = use_bf16(t.bf16)
     spec = DEFAULT_INPUT
 
-    for path in t.teacher if t.teacher_weight > 0 or t.teacher_intensity_weight > 0 else []:
+    distil = t.teacher_weight > 0 or t.teacher_intensity_weight > 0
+    if t.teacher_intensity_weight > 0 and not t.teacher_online:
+        raise ValueError("teacher_intensity_weight needs teacher_online = true (static teachers cache classes only)")
+    for path in t.teacher if distil else []:
         if not Path(path).is_file():
             raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
     t0 = time.time()
@@ -159,10 +162,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     sched = make_scheduler(opt, recipe, steps_per_epoch)
     gen = torch.Generator().manual_seed(t.seed)
     weights = class_weights_for(data.labels, t.class_weighting)
-    if t.teacher_intensity_weight > 0 and not t.teacher_online:
-        raise ValueError("teacher_intensity_weight needs teacher_online = true (static teachers cache classes only)")
-    distil = t.teacher_weight > 0 or t.teacher_intensity_weight > 0
-    online = OnlineTeacher(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
+    online = OnlineTeacher.from_checkpoints(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
     teacher = (teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out)
                if distil and not t.teacher_online else None)
     history: list[dict] = []

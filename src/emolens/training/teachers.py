@@ -78,20 +78,25 @@ class OnlineTeacher:
     student learns from (the flip is part of the augmentation).
     """
 
-    def __init__(self, checkpoints: list[str], temperature: float = 1.0, bf16: bool = False):
+    def __init__(self, nets: list[torch.nn.Module], temperature: float = 1.0, bf16: bool = False):
+        self.nets = [net.eval().to(memory_format=torch.channels_last) for net in nets]
+        self.temperature = temperature
+        self.bf16 = bf16
+
+    @classmethod
+    def from_checkpoints(cls, checkpoints: list[str], temperature: float = 1.0, bf16: bool = False) -> "OnlineTeacher":
+        """The teachers of a recipe: run checkpoints (``best.pt``); exported models are refused."""
         if not checkpoints:
             raise ValueError("teacher_online needs teacher = [\"runs/X/best.pt\", ...] in [train]")
         onnx = [p for p in checkpoints if str(p).endswith(".onnx")]
         if onnx:
             raise ValueError(f"teacher_online runs teachers in torch beside the student: {onnx[0]} is an exported "
                              "model; pass the run's best.pt, or set teacher_online = false")
-        self.nets = []
+        nets = []
         for path in checkpoints:
-            net, _ = load_net(path)
-            self.nets.append(net.to(memory_format=torch.channels_last))
+            nets.append(load_net(path)[0])
             log.info("online teacher %s", path)
-        self.temperature = temperature
-        self.bf16 = bf16
+        return cls(nets, temperature, bf16)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
