@@ -120,6 +120,10 @@ def main() -> None:
     print(markdown_table(["predictor", "intensity RMSE"], rows))
     print(f"\n{args.split}: {len(f)} faces with emotion votes, {counts.mean():.2f} votes per face on average "
           f"({int((counts < 2).sum())} with one vote left out of the floor); fitted on {len(train_f)} Training faces")
+    if test.ferplus_majority is not None:
+        ok = test.ferplus_majority >= 0
+        agree = (test.labels[ok] == test.ferplus_majority[ok]).mean()
+        print(f"the FER2013 label is the FER+ majority emotion on {100 * agree:.1f}% of the {int(ok.sum())} faces that have one")
 
 
 if __name__ == "__main__":

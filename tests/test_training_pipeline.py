@@ -131,7 +131,9 @@ def test_export_parity_and_model_card(smoke_run, tmp_path):
     assert card["calibration"]["temperature"] > 0
     assert card["training"]["invocations"] and card["validation"]["intensity_rmse_tta"] > 0
     assert card["training"]["precision"] in ("bf16", "fp32")
+    assert 0 <= card["validation"]["ferplus_majority_accuracy_intensity"] <= 1
     assert "emolens train --recipe" in onnx_path.with_suffix(".md").read_text()
+    assert "top class / top intensity" in onnx_path.with_suffix(".md").read_text()
 
     from emolens.runtime import EmotionModel
 

@@ -173,7 +173,8 @@ def evaluate_command(
         console.print(f"intensity RMSE vs FER+ vote fractions {report['intensity_rmse']:.4f}")
     if report.get("ferplus_majority_accuracy") is not None:
         console.print(f"FER+ majority-vote accuracy {report['ferplus_majority_accuracy']:.4f} "
-                      f"(n={report['ferplus_majority_n']})")
+                      f"(top intensity: {report['ferplus_majority_accuracy_intensity']:.4f}; "
+                      f"n={report['ferplus_majority_n']})")
     if plot is not None:
         console.print(f"confusion matrix written to {plot}")
 

@@ -203,6 +203,7 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
             "macro_f1": rep["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
             "intensity_rmse": rep["intensity_rmse"], "intensity_rmse_tta": rep_tta["intensity_rmse"],
             "ferplus_majority_accuracy": rep.get("ferplus_majority_accuracy"),
+            "ferplus_majority_accuracy_intensity": rep.get("ferplus_majority_accuracy_intensity"),
             "per_class_recall": {e: rep["per_class"][e]["recall"] for e in EMOTIONS},
             "onnx_torch_max_abs_diff": diff,
         }
@@ -280,7 +281,8 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"| macro-F1 | {v.get('macro_f1', float('nan')):.4f} |",
         f"| intensity RMSE vs FER+ vote fractions, single / mirror TTA | {v.get('intensity_rmse') or float('nan'):.4f} / "
         f"{v.get('intensity_rmse_tta') or float('nan'):.4f} |",
-        f"| FER+ majority-vote accuracy | {_pct(v.get('ferplus_majority_accuracy'))} |",
+        f"| FER+ majority-vote accuracy: top class / top intensity | {_pct(v.get('ferplus_majority_accuracy'))} / "
+        f"{_pct(v.get('ferplus_majority_accuracy_intensity'))} |",
         f"| ECE before / after temperature {c.get('temperature', 1.0):.2f} | "
         f"{c.get('ece_before', float('nan')):.4f} / {c.get('ece_after', float('nan')):.4f} |",
         f"| rows | {v.get('n')} |",
