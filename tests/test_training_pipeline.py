@@ -282,6 +282,23 @@ def test_misconfigured_online_teacher_is_a_clear_error(tmp_path, fer2013_path, f
     assert message in result.output
 
 
+def test_sharpness_aware_run_trains_and_records_its_radius(tmp_path, fer2013_path, ferplus_path):
+    recipe = recipe_with(tmp_path, "sam_rho = 0.05")
+    out = tmp_path / "run"
+    result = runner.invoke(app, train_args(out, fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "recipe.json").read_text())["train"]["sam_rho"] == 0.05
+    entry = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(entry["train_loss"]) and entry["val_accuracy"] > 0
+
+
+def test_negative_sam_radius_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
+    recipe = recipe_with(tmp_path, "sam_rho = -0.05")
+    result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
+    assert result.exit_code != 0
+    assert "sam_rho" in result.output and "must be >= 0" in result.output
+
+
 def test_missing_teacher_is_a_clear_error(tmp_path, fer2013_path, ferplus_path):
     recipe = recipe_with(tmp_path, 'teacher = ["nope/best.pt"]\nteacher_weight = 0.5')
     result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))

@@ -31,6 +31,7 @@ from emolens.training.data import FaceDataset, load_dataset
 from emolens.training.checkpoint import evaluate_net, save_inference_checkpoint
 from emolens.training.nets import count_parameters, create_net
 from emolens.training.recipe import Recipe
+from emolens.training.sam import SharpnessAware
 from emolens.training.targets import MixedBatch, class_targets, mix_batch, soft_cross_entropy
 from emolens.training.teachers import OnlineTeacher, teacher_targets
 
@@ -71,6 +72,13 @@ class TensorData:
 
 def load_split(recipe: Recipe, split: str, limit: int) -> FaceDataset:
     return load_dataset(recipe.data.path, split, recipe.data.ferplus, limit=limit)
+
+
+def batch_loss(net: torch.nn.Module, batch: MixedBatch, recipe: Recipe, bf16: bool):
+    """The net's class logits on the batch and its losses (total, class, intensity)."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits, inten = net(batch.images.contiguous(memory_format=torch.channels_last))
+    return (logits, *joint_loss(logits, inten, batch, recipe))
 
 
 def joint_loss(logits, intensity_logits, batch: MixedBatch, recipe: Recipe):
@@ -146,6 +154,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     for path in t.teacher if distil else []:
         if not Path(path).is_file():
             raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
+    if t.sam_rho < 0:
+        raise ValueError(f"sam_rho = {t.sam_rho} must be >= 0 (0 turns sharpness-aware minimisation off)")
     t0 = time.time()
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
     val_ds = load_split(recipe, recipe.data.val_split, recipe.data.val_limit)
@@ -158,6 +168,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
     swa = WeightAverage(net) if t.swa_epochs > 0 else None
     opt = make_optimizer(net, recipe)
+    sam = SharpnessAware(net, t.sam_rho) if t.sam_rho > 0 else None
     steps_per_epoch = max(1, len(data.labels) // t.batch_size)
     sched = make_scheduler(opt, recipe, steps_per_epoch)
     gen = torch.Generator().manual_seed(t.seed)
@@ -225,11 +236,15 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
                                     t.soft_targets, taught, t.teacher_weight)
             batch = mix_batch(x, targets, inten_target, data.has_intensity[idx],
                               None if weights is None else weights[y], t.mixup, t.cutmix, t.mix_prob, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits, inten = net(batch.images.contiguous(memory_format=torch.channels_last))
-            loss, cls_loss, int_loss = joint_loss(logits, inten, batch, recipe)
+            logits, loss, cls_loss, int_loss = batch_loss(net, batch, recipe, bf16)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if sam is not None:  # step with the gradient at the worst nearby weights instead
+                sam.climb()
+                opt.zero_grad(set_to_none=True)
+                with sam.frozen_batch_norm_statistics():
+                    batch_loss(net, batch, recipe, bf16)[1].backward()
+                sam.return_to_weights()
             if t.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), t.grad_clip)
             opt.step()

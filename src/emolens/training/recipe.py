@@ -54,6 +54,7 @@ class TrainConfig:
     teacher_intensity_weight: float = 0.0  # online only: weight of the teachers' intensities in the intensity target
     ema_decay: float = 0.999        # 0 disables the weight average
     swa_epochs: int = 0             # >0: also average the raw weights of the last N epochs (SWA) into swa.pt
+    sam_rho: float = 0.0            # >0: sharpness-aware minimisation with this radius (two passes per step)
     grad_clip: float = 5.0
     bf16: str = "auto"              # auto (only where the CPU has native bf16) | on | off
     threads: int = 0                # 0 = all cores
