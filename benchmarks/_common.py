@@ -40,3 +40,23 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``emonet:width=40,blocks=1-2-3-2`` -> ("emonet", {"width": 40, "blocks": [1, 2, 3, 2]})."""
+    name, _, rest = spec.partition(":")
+    args: dict = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{spec}: expected key=value, got {item!r}")
+        if value.lower() in ("true", "false"):
+            args[key] = value.lower() == "true"
+        elif "-" in value:
+            args[key] = [int(v) for v in value.split("-")]
+        else:
+            try:
+                args[key] = int(value)
+            except ValueError:
+                args[key] = float(value)
+    return name, args

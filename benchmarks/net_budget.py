@@ -21,29 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import markdown_table, pin_threads
+from _common import markdown_table, parse_spec, pin_threads
 from model_speed import timed
 from train_speed import FER2013_TRAIN_ROWS, teacher_ms_per_image, train_images_per_second
-
-
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """``emonet:width=40,blocks=1-2-3-2`` -> ("emonet", {"width": 40, "blocks": [1, 2, 3, 2]})."""
-    name, _, rest = spec.partition(":")
-    args: dict = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"{spec}: expected key=value, got {item!r}")
-        if value.lower() in ("true", "false"):
-            args[key] = value.lower() == "true"
-        elif "-" in value:
-            args[key] = [int(v) for v in value.split("-")]
-        else:
-            try:
-                args[key] = int(value)
-            except ValueError:
-                args[key] = float(value)
-    return name, args
 
 
 def main() -> None:

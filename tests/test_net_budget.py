@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 pytest.importorskip("cv2")
 
-from net_budget import parse_spec  # noqa: E402
+from _common import parse_spec  # noqa: E402
 
 
 def test_spec_with_ints_lists_booleans_and_floats():
