@@ -156,6 +156,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
     if t.sam_rho < 0:
         raise ValueError(f"sam_rho = {t.sam_rho} must be >= 0 (0 turns sharpness-aware minimisation off)")
+    if not 0 <= t.swa_epochs <= t.epochs:
+        raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
     t0 = time.time()
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
     val_ds = load_split(recipe, recipe.data.val_split, recipe.data.val_limit)
@@ -164,8 +166,6 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
 
     net = create_net(recipe.net.name, **recipe.net.args).to(memory_format=torch.channels_last)
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True) if t.ema_decay > 0 else None
-    if not 0 <= t.swa_epochs <= t.epochs:
-        raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
     swa = WeightAverage(net) if t.swa_epochs > 0 else None
     opt = make_optimizer(net, recipe)
     sam = SharpnessAware(net, t.sam_rho) if t.sam_rho > 0 else None
