@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PHOTOS = REPO.parent / "shared" / "datasets" / "photos-dev"
+FER = REPO.parent / "shared" / "datasets" / "fer2013"
 
 
 def pin_threads(n: int) -> None:
@@ -17,6 +18,15 @@ def pin_threads(n: int) -> None:
     import cv2
 
     cv2.setNumThreads(n)
+
+
+def add_fer2013_arguments(ap, ferplus: bool = True) -> None:
+    """--data, --ferplus (optional), --split (PublicTest) and --threads, shared by the PublicTest scripts."""
+    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz", help="FER2013 csv (default: ../shared/datasets)")
+    if ferplus:
+        ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv", help="FER+ votes (fer2013new.csv)")
+    ap.add_argument("--split", default="PublicTest", help="split to score (default PublicTest)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for ONNX Runtime and OpenCV (default 2)")
 
 
 def photo_labels(photos: Path) -> list[tuple[Path, str]]:

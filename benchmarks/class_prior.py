@@ -18,19 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, markdown_table, pin_threads
-
-FER = REPO.parent / "shared" / "datasets" / "fer2013"
+from _common import add_fer2013_arguments, markdown_table, pin_threads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", type=Path, default=None, help="exported .onnx (default: the shipped model)")
-    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
-    ap.add_argument("--split", default="PublicTest")
+    add_fer2013_arguments(ap, ferplus=False)
     ap.add_argument("--taus", default="0,0.25,0.5,0.75,1", help="comma-separated prior exponents")
     ap.add_argument("--tta", action="store_true", help="mirror TTA")
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     try:
         taus = [float(t) for t in args.taus.split(",")]

@@ -18,20 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, markdown_table, pin_threads
-
-FER = REPO.parent / "shared" / "datasets" / "fer2013"
+from _common import add_fer2013_arguments, markdown_table, pin_threads
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", type=Path, help="exported .onnx models")
-    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
-    ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv")
-    ap.add_argument("--split", default="PublicTest")
+    add_fer2013_arguments(ap)
     ap.add_argument("--tta", action="store_true", help="mirror TTA for every model")
     ap.add_argument("--agreement", action="store_true", help="compare every model's outputs with the first's")
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     pin_threads(args.threads)
     from emolens.evaluate import predict_dataset, report_for

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, markdown_table, pin_threads
-from ensemble import FER, row
+from _common import REPO, add_fer2013_arguments, markdown_table, pin_threads
+from ensemble import row
 
 CROSS = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
 DIAGONAL = [(0, 0), (1, 1), (-1, -1), (1, -1), (-1, 1)]
@@ -58,11 +58,8 @@ def rescaled(faces: np.ndarray, side: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=REPO / "src" / "emolens" / "weights" / "emolens-default.onnx")
-    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
-    ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv")
-    ap.add_argument("--split", default="PublicTest")
+    add_fer2013_arguments(ap)
     ap.add_argument("--shift", type=int, default=2, help="pixels each shifted view moves (default 2)")
-    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if args.shift < 1:
         raise SystemExit("--shift must be at least 1 pixel")
