@@ -34,17 +34,18 @@ def main() -> None:
         raise SystemExit(f"--taus {args.taus!r}: expected comma-separated numbers such as 0,0.5,1") from None
     if args.model is not None and not args.model.is_file():
         raise SystemExit(f"{args.model}: no such model; export one with 'emolens export'")
-    if not args.data.is_file():
-        raise SystemExit(f"{args.data}: FER2013 not found; pass --data PATH (see ../shared/datasets/README)")
     pin_threads(args.threads)
     from emolens.emotions import EMOTIONS
     from emolens.evaluate import predict_dataset
     from emolens.metrics import classification_report
     from emolens.runtime import EmotionModel
-    from emolens.training.data import load_dataset
+    from emolens.training.data import DatasetError, load_dataset
 
-    prior = training_prior(load_dataset(args.data, "Training").labels, len(EMOTIONS))
-    ds = load_dataset(args.data, args.split)
+    try:
+        prior = training_prior(load_dataset(args.data, "Training").labels, len(EMOTIONS))
+        ds = load_dataset(args.data, args.split)
+    except DatasetError as exc:
+        raise SystemExit(f"{exc} (--data)") from None
     model = EmotionModel(args.model)
     logits = predict_dataset(model, ds.images, tta=args.tta).logits
     rows = []

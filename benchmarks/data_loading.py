@@ -9,15 +9,13 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import REPO, markdown_table
-
-DEFAULT = REPO.parent / "shared" / "datasets" / "fer2013"
+from _common import FER, markdown_table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT / "fer2013.csv.gz")
-    ap.add_argument("--ferplus", type=Path, default=DEFAULT / "fer2013new.csv")
+    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
+    ap.add_argument("--ferplus", type=Path, default=FER / "fer2013new.csv")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     from emolens.training.data import load_dataset

@@ -32,14 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, markdown_table
+from _common import FER, markdown_table
 from emolens.emotions import EMOTIONS
 from emolens.evaluate import predict_dataset
 from emolens.metrics import intensity_rmse
 from emolens.runtime import EmotionModel
 from emolens.training.data import FERPLUS_TO_INDEX, DatasetError, load_dataset, read_ferplus_votes
-
-DATA = REPO.parent / "shared" / "datasets" / "fer2013"
 
 
 def sampling_floor(fractions: np.ndarray, counts: np.ndarray) -> float:
@@ -90,8 +88,8 @@ def emotion_vote_counts(votes_path: Path, split: str, fractions: np.ndarray) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA / "fer2013.csv.gz")
-    ap.add_argument("--votes", type=Path, default=DATA / "fer2013new.csv")
+    ap.add_argument("--data", type=Path, default=FER / "fer2013.csv.gz")
+    ap.add_argument("--votes", type=Path, default=FER / "fer2013new.csv")
     ap.add_argument("--split", default="PublicTest")
     ap.add_argument("--model", type=Path, default=None, help="exported .onnx (default: the shipped model)")
     ap.add_argument("--threads", type=int, default=2)
