@@ -7,10 +7,12 @@ Runs of different lengths are matched by schedule fraction: epoch k of a run of 
 against epoch k * m / n of a run of m epochs, wherever that is a whole epoch (a 200- and a
 100-epoch run match at every second epoch of the long one). Prints the validation accuracy
 and intensity RMSE of each at the ``--at`` fractions, at how many matched points the first
-run is ahead (accuracy) and lower (RMSE), each run's best epoch and its final augmented
-training accuracy. Only reads the logs ``emolens train`` wrote. A run still training is
-compared by its planned schedule, read from the ``recipe.json`` beside its log (a log copied
-elsewhere is taken as a finished run): ``--at`` fractions it has not reached are skipped.
+run is ahead (accuracy) and lower (RMSE), each run's best epoch, its final augmented
+training accuracy and its time (training passes: total, range and median per epoch, median
+images/s, from ``epoch_seconds`` and ``images_per_second``). Only reads the logs ``emolens
+train`` wrote. A run still training is compared by its planned schedule, read from the
+``recipe.json`` beside its log (a log copied elsewhere is taken as a finished run): ``--at``
+fractions it has not reached are skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from statistics import median
 
 from _common import markdown_table
 
@@ -52,6 +55,17 @@ def matched(a: list[dict], b: list[dict], n_a: int | None = None, n_b: int | Non
     return pairs
 
 
+def timing(log: list[dict]) -> str:
+    """Training-pass time of a log: total minutes, per-epoch range and median, median images/s."""
+    minutes = sorted(e["epoch_seconds"] / 60 for e in log if "epoch_seconds" in e)
+    if not minutes:
+        return "no epoch times logged"
+    rates = [e["images_per_second"] for e in log if "images_per_second" in e]
+    text = (f"{sum(minutes):.1f} min of training passes, {minutes[0]:.2f}-{minutes[-1]:.2f} min per epoch "
+            f"(median {median(minutes):.2f})")
+    return text + (f", median {median(rates):.0f} images/s" if rates else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("logs", nargs=2, type=Path, help="two log.jsonl files (first: the run compared)")
@@ -81,7 +95,8 @@ def main() -> None:
         so_far = "" if len(log) == n else f" so far ({len(log)} of {n} epochs)"
         print(f"{name}{so_far}: best epoch {best['epoch']} of {len(log)} ({100 * best['val_accuracy']:.2f}%), "
               f"lowest RMSE {low['val_intensity_rmse']:.4f} at epoch {low['epoch']}, "
-              f"{'final' if not so_far else 'latest'} training accuracy {100 * log[-1]['train_accuracy']:.1f}%")
+              f"{'final' if not so_far else 'latest'} training accuracy {100 * log[-1]['train_accuracy']:.1f}%; "
+              f"{timing(log)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from compare_logs import matched, planned_epochs  # noqa: E402
+from compare_logs import matched, planned_epochs, timing  # noqa: E402
 
 
 def log(n: int) -> list[dict]:
@@ -39,3 +39,10 @@ def test_planned_epochs_come_from_the_recipe_beside_the_log(tmp_path):
     (run / "recipe.json").write_text('{"train": {"epochs": 100}}')
     assert planned_epochs(run / "log.jsonl", log(31)) == 100
     assert planned_epochs(tmp_path / "copy.jsonl", log(31)) == 31
+
+
+def test_timing_sums_the_training_passes_and_takes_medians():
+    log = [{"epoch_seconds": 60, "images_per_second": 300}, {"epoch_seconds": 120, "images_per_second": 200},
+           {"epoch_seconds": 90, "images_per_second": 250}]
+    assert timing(log) == "4.5 min of training passes, 1.00-2.00 min per epoch (median 1.50), median 250 images/s"
+    assert timing([{"epoch": 1}]) == "no epoch times logged"
