@@ -349,3 +349,40 @@ def test_weight_average_longer_than_the_run_is_a_clear_error(tmp_path, fer2013_p
     result = runner.invoke(app, train_args(tmp_path / "run", fer2013_path, ferplus_path, epochs=1, limit=128, recipe=recipe))
     assert result.exit_code != 0
     assert "swa_epochs = 5" in result.output and "epochs (1)" in result.output
+
+
+def test_quantize_makes_an_int8_model_measured_against_its_float_source(smoke_run, tmp_path, fer2013_path, ferplus_path):
+    import onnx
+
+    from emolens.runtime import EmotionModel
+
+    source, out = tmp_path / "float.onnx", tmp_path / "q.onnx"
+    result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(source), "--limit", "64",
+                                 "--weights", "int8", "--no-calibrate"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["quantize", str(source), "--out", str(out), "--data", str(fer2013_path),
+                                 "--ferplus", str(ferplus_path), "--rows", "64", "--limit", "300"])
+    assert result.exit_code == 0, result.output
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["compute"] == "int8" and card["quantization"]["calibration"]["rows"] == 64
+    v = card["validation"]
+    assert v["n"] == 300 and 0 <= v["accuracy"] <= 1 and v["intensity_rmse"] > 0
+    assert v["source_max_abs_probability_diff"] < 0.1, v  # 8-bit arithmetic moves outputs, not answers
+    assert v["source_top_emotion_differs"] <= 30, v
+    md = out.with_suffix(".md").read_text()
+    assert "computed in int8" in md and "--weights int8" in md and "emolens quantize float.onnx" in md
+    faces = np.random.default_rng(2).integers(0, 256, (8, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(EmotionModel(out)(faces).probabilities.sum(1), 1, rtol=1e-5)
+    # a quantized model is not quantized again, and the source is never overwritten
+    again = runner.invoke(app, ["quantize", str(out), "--out", str(tmp_path / "qq.onnx"), "--data", str(fer2013_path)])
+    assert again.exit_code == 2 and "already quantized" in again.output
+    same = runner.invoke(app, ["quantize", str(source), "--out", str(source), "--data", str(fer2013_path)])
+    assert same.exit_code == 2 and "overwrite" in same.output
+
+
+def test_quantize_of_missing_model_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["quantize", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "q.onnx"),
+                                 "--data", str(tmp_path / "fer.csv")])
+    assert result.exit_code == 2 and "none.onnx" in result.output and "not found" in result.output

@@ -130,6 +130,32 @@ def export_command(
     console.print_json(json.dumps(card))
 
 
+@app.command("quantize")
+def quantize_command(
+    model: Path = typer.Argument(..., help="An exported .onnx model (float32 arithmetic) with its card beside it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path; its model card is written beside it (.json)."),
+    data: Path = typer.Option(..., help="fer2013.csv(.gz): Training rows calibrate, PublicTest is measured into the card."),
+    ferplus: Optional[Path] = typer.Option(None, help="FER+ votes (fer2013new.csv) for the card's intensity RMSE."),
+    rows: int = typer.Option(1024, help="Training faces that calibrate the activation ranges (seeded random choice)."),
+    seed: int = typer.Option(0, help="Seed of the calibration choice."),
+    limit: int = typer.Option(0, help="Read only the first N rows of each split (0 = all; for quick checks)."),
+) -> None:
+    """Make a model compute in int8 (static quantization, ~2x faster on a CPU), measured against the float model."""
+    _need_train_extra()
+    from emolens.training.data import DatasetError
+    from emolens.training.quantize import QuantizeError, quantize_model
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        card = quantize_model(model, out, data, rows=rows, seed=seed, ferplus=ferplus, limit=limit)
+    except (QuantizeError, DatasetError) as exc:
+        fail(str(exc))
+    v = card["validation"]
+    console.print(f"{out}: PublicTest accuracy {100 * v['accuracy']:.2f}% (float model {100 * v['source_accuracy']:.2f}%), "
+                  f"top emotion differs on {v['source_top_emotion_differs']} of {v['n']} faces; "
+                  f"{card['file_size_bytes'] / 1e6:.2f} MB, batch-1 {card['latency_ms_batch1']} ms; card {out.with_suffix('.json')}")
+
+
 @app.command("evaluate")
 def evaluate_command(
     data: Path = typer.Argument(..., help="fer2013.csv(.gz), a class-folder tree or a FERPlus folder."),

@@ -7,7 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emolens.metrics import classification_report, expected_calibration_error, intensity_rmse, softmax
+from emolens.emotions import EMOTIONS
+from emolens.metrics import classification_report, expected_calibration_error, fit_temperature, intensity_rmse, softmax
 from emolens.runtime import EmotionModel, ModelOutput
 from emolens.training.data import FaceDataset, default_eval_split, load_dataset
 
@@ -53,3 +54,33 @@ def evaluate_dataset(data: str | Path, model: str | Path | EmotionModel | None =
     report = report_for(ds, out)
     report.update({"model": str(m.path), "data": str(data), "split": ds.split, "tta": tta, "skipped": ds.skipped})
     return report
+
+
+def card_measurements(model: EmotionModel, val: FaceDataset, data: str | Path,
+                      calibrate: bool = True) -> tuple[dict, dict | None, ModelOutput]:
+    """A model card's ``validation`` (single pass and mirror TTA) and ``calibration`` blocks on ``val``.
+
+    Returns both and the single-pass outputs (for comparisons with another model on the same rows).
+    ``calibration`` is None unless ``calibrate``: a softmax temperature fitted on ``val``.
+    """
+    single = predict_dataset(model, val.images)
+    tta = predict_dataset(model, val.images, tta=True)
+    rep, rep_tta = report_for(val, single), report_for(val, tta)
+    validation = {
+        "data": str(data), "split": val.split, "n": rep["n"],
+        "accuracy": rep["accuracy"], "accuracy_tta": rep_tta["accuracy"],
+        "macro_f1": rep["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
+        "intensity_rmse": rep["intensity_rmse"], "intensity_rmse_tta": rep_tta["intensity_rmse"],
+        "ferplus_majority_accuracy": rep.get("ferplus_majority_accuracy"),
+        "ferplus_majority_accuracy_intensity": rep.get("ferplus_majority_accuracy_intensity"),
+        "per_class_recall": {e: rep["per_class"][e]["recall"] for e in EMOTIONS},
+    }
+    calibration = None
+    if calibrate:
+        temperature = fit_temperature(single.logits, val.labels)
+        calibration = {
+            "temperature": temperature, "fitted_on": val.split,
+            "ece_before": expected_calibration_error(softmax(single.logits), val.labels),
+            "ece_after": expected_calibration_error(softmax(single.logits, temperature), val.labels),
+        }
+    return validation, calibration, single

@@ -19,8 +19,8 @@ import torch
 
 from emolens import __version__
 from emolens.emotions import EMOTIONS
-from emolens.evaluate import predict_dataset, report_for
-from emolens.metrics import expected_calibration_error, fit_temperature, softmax
+from emolens.evaluate import card_measurements
+from emolens.metrics import softmax
 from emolens.model_input import InputSpec
 from emolens.runtime import EmotionModel, card_path_for
 from emolens.training.data import load_dataset
@@ -194,26 +194,10 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         ferplus_path = Path(ferplus) if ferplus and Path(ferplus).exists() else None
         val = load_dataset(data_path, data_cfg.get("val_split", "PublicTest"), ferplus_path, limit=limit)
         diff = check_parity(net, model, val.images[:256], tol)
-        single = predict_dataset(model, val.images)
-        tta = predict_dataset(model, val.images, tta=True)
-        rep, rep_tta = report_for(val, single), report_for(val, tta)
-        card["validation"] = {
-            "data": str(data_path), "split": val.split, "n": rep["n"],
-            "accuracy": rep["accuracy"], "accuracy_tta": rep_tta["accuracy"],
-            "macro_f1": rep["macro_f1"], "macro_f1_tta": rep_tta["macro_f1"],
-            "intensity_rmse": rep["intensity_rmse"], "intensity_rmse_tta": rep_tta["intensity_rmse"],
-            "ferplus_majority_accuracy": rep.get("ferplus_majority_accuracy"),
-            "ferplus_majority_accuracy_intensity": rep.get("ferplus_majority_accuracy_intensity"),
-            "per_class_recall": {e: rep["per_class"][e]["recall"] for e in EMOTIONS},
-            "onnx_torch_max_abs_diff": diff,
-        }
-        if calibrate:
-            temperature = fit_temperature(single.logits, val.labels)
-            card["calibration"] = {
-                "temperature": temperature, "fitted_on": val.split,
-                "ece_before": expected_calibration_error(softmax(single.logits), val.labels),
-                "ece_after": expected_calibration_error(softmax(single.logits, temperature), val.labels),
-            }
+        validation, calibration, _ = card_measurements(model, val, data_path, calibrate)
+        card["validation"] = {**validation, "onnx_torch_max_abs_diff": diff}
+        if calibration:
+            card["calibration"] = calibration
     else:
         faces = np.random.default_rng(0).integers(0, 256, (16, spec.size, spec.size), dtype=np.uint8)
         card["validation"] = {"onnx_torch_max_abs_diff": check_parity(net, model, faces, tol)}
@@ -239,6 +223,11 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
     name = r.get("name", "RECIPE")
     source = r.get("source") or f"recipes/{name}.toml"
     storage = card.get("weight_storage", "float16")  # cards before session 12 have no field: float16
+    q = card.get("quantization")  # set by emolens quantize: exported under another name first
+    exported = q["source"] if q else f"{card['name']}.onnx"
+    quantize_cmd = [f"  emolens quantize {q['source']} --data {q['calibration']['data']} "
+                    f"--rows {q['calibration']['rows']} --seed {q['calibration']['seed']}"
+                    + (f" --ferplus {q['ferplus']}" if q.get("ferplus") else "") + f" --out {card['name']}.onnx"] if q else []
     lines = [
         f"# Model card: {card['name']}",
         "",
@@ -248,7 +237,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"- **Input**: {card['input']['size']}x{card['input']['size']} grey face, pixels / 255, "
         f"then (x - {card['input']['mean']}) / {card['input']['std']}; NCHW float32.",
         f"- **Labels**: {', '.join(card['labels'])} (FER2013 order).",
-        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as {storage}, computed in float32); "
+        f"- **File**: {card['file_size_bytes'] / 1e6:.2f} MB ONNX (weights stored as {storage}, computed in {card.get('compute', 'float32')}); "
         f"batch-1 latency at export {card.get('latency_ms_batch1')} ms.",
         "",
         "## How it was made",
@@ -268,8 +257,10 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "",
         "  ```",
         *(f"  {cmd}" for cmd in train_commands(card["training"].get("invocations", []), source, f"runs/{name}")),
-        f"  emolens export runs/{name}/{checkpoint.name} --out {card['name']}.onnx"
-        + ("" if storage == "float16" else f" --weights {storage}"),
+        f"  emolens export runs/{name}/{checkpoint.name} --out {exported}"
+        + ("" if (q or {}).get("source_weight_storage", storage) == "float16"
+           else f" --weights {(q or {}).get('source_weight_storage', storage)}"),
+        *quantize_cmd,
         "  ```",
         "",
         "## Measured at export (FER2013 PublicTest)",
@@ -286,6 +277,9 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         f"| ECE before / after temperature {c.get('temperature', 1.0):.2f} | "
         f"{c.get('ece_before', float('nan')):.4f} / {c.get('ece_after', float('nan')):.4f} |",
         f"| rows | {v.get('n')} |",
+        *([f"| float model ({q['source']}) on the same rows: accuracy / top emotion differs / largest probability "
+           f"difference | {_pct(v.get('source_accuracy'))} / {v.get('source_top_emotion_differs')} / "
+           f"{v.get('source_max_abs_probability_diff', float('nan')):.3f} |"] if q else []),
         "",
         "Per-class recall: " + ", ".join(f"{k} {100 * x:.1f}%" for k, x in v.get("per_class_recall", {}).items()),
         "",
