@@ -12,7 +12,8 @@ exported file alone, so a shipped model can be quantized without its torch check
 ``reduce_range`` (7-bit weights) is on: CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply
 uint8 by int8 in 16-bit sums that saturate with full-range weights. Measured on the shipped
 model (session 17, an AVX2-only machine): 68.25% PublicTest with full-range weights against
-71.12% with ``reduce_range``, 71.20% in float32 (BENCHMARKS.md section 2).
+71.12% with ``reduce_range``, 71.20% in float32 (``python benchmarks/quantize_settings.py``,
+BENCHMARKS.md section 2).
 
 The card is the source model's card with ``compute: int8``, a ``quantization`` block saying how
 it was made, the PublicTest numbers measured again on the new file, and how often its top
@@ -55,11 +56,14 @@ def _float_graph(model: Path, folded: Path) -> None:
 
 
 def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: int = 1024, seed: int = 0,
-                   ferplus: str | Path | None = None, limit: int = 0) -> dict:
+                   ferplus: str | Path | None = None, limit: int = 0, val_split: str = "PublicTest",
+                   reduce_range: bool = True, ranges: str = "percentile") -> dict:
     """Quantize ``model`` into ``out`` (.onnx) with its card beside it; returns the card.
 
     ``rows`` Training faces calibrate the activation ranges; ``limit`` > 0 reads only the first
     ``limit`` rows of each split (for quick checks; the card's numbers then cover only those).
+    ``reduce_range`` and ``ranges`` (``percentile`` or ``minmax``) are the settings
+    ``benchmarks/quantize_settings.py`` compares; the defaults are the measured best.
     """
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
@@ -75,6 +79,8 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
         raise QuantizeError(f"{model}: already quantized (its card says compute int8); pass the float model")
     if out.resolve() == model.resolve():
         raise QuantizeError(f"{out}: would overwrite the source model; pass another --out")
+    if ranges not in ("percentile", "minmax"):
+        raise QuantizeError(f"ranges {ranges!r}: use percentile or minmax")
     if rows < 1:
         raise QuantizeError(f"--rows {rows}: need at least one calibration face")
 
@@ -103,8 +109,8 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
         folded = Path(tmp) / "float.onnx"
         _float_graph(model, folded)
         quantize_static(str(folded), str(out), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile,
+                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile if ranges == "percentile" else CalibrationMethod.MinMax,
                         extra_options={"CalibPercentile": PERCENTILE})
         root.setLevel(level)
 
@@ -116,8 +122,9 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
         "quantization": {
             "source": model.name, "source_weight_storage": source.card.get("weight_storage"),
             "format": "QDQ (ONNX Runtime static quantization)",
-            "weights": "int8 per output channel, 7-bit range (reduce_range)",
-            "activations": f"uint8, ranges at the {PERCENTILE}th percentile",
+            "weights": "int8 per output channel, " + ("7-bit range (reduce_range)" if reduce_range else "full range"),
+            "activations": "uint8, ranges " + (f"at the {PERCENTILE}th percentile" if ranges == "percentile"
+                                               else "from the minimum and maximum"),
             "calibration": {"data": str(data), "split": train.split, "rows": len(faces), "seed": seed},
             "ferplus": str(ferplus) if ferplus else None,
             "quantized": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -126,7 +133,7 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     })
     card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")  # before loading: it names the labels
     quantized = EmotionModel(out)
-    val = load_dataset(data, "PublicTest", ferplus, limit=limit)
+    val = load_dataset(data, val_split, ferplus, limit=limit)
     log.info("measuring %s and %s on %d PublicTest faces", out.name, model.name, len(val))
     validation, calibration, mine = card_measurements(quantized, val, data)
     _, _, theirs = card_measurements(source, val, data, calibrate=False)
