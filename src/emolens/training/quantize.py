@@ -30,9 +30,10 @@ import logging
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from emolens.evaluate import card_measurements
+from emolens.evaluate import card_measurements, predict_dataset
 from emolens.runtime import EmotionModel, ModelError, card_path_for
 from emolens.training.data import load_dataset
 
@@ -88,7 +89,11 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     if not len(train):
         raise QuantizeError(f"{data}: no Training rows to calibrate on; pass FER2013 with its Training split")
     pick = np.random.default_rng(seed).choice(len(train), min(rows, len(train)), replace=False)
-    faces = source.spec.normalize(train.images[np.sort(pick)])
+    faces = train.images[np.sort(pick)]
+    size = source.input_size
+    if faces.shape[1:] != (size, size):  # as predict_dataset does for a model of another input size
+        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
+    faces = source.spec.normalize(faces)
 
     class Faces(CalibrationDataReader):
         def __init__(self):
@@ -103,16 +108,19 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     root = logging.getLogger()
     level = root.level
     # the quantizer prints its progress and logs a pre-processing hint on the root logger (done here
-    # by the ORT folding above); keep both out of emolens' output
+    # by the ORT folding below); keep both out of emolens' output
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         root.setLevel(logging.ERROR)
-        folded = Path(tmp) / "float.onnx"
-        _float_graph(model, folded)
-        quantize_static(str(folded), str(out), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.Percentile if ranges == "percentile" else CalibrationMethod.MinMax,
-                        extra_options={"CalibPercentile": PERCENTILE})
-        root.setLevel(level)
+        try:
+            folded = Path(tmp) / "float.onnx"
+            _float_graph(model, folded)
+            method = CalibrationMethod.Percentile if ranges == "percentile" else CalibrationMethod.MinMax
+            quantize_static(str(folded), str(out), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=method,
+                            extra_options={"CalibPercentile": PERCENTILE})
+        finally:
+            root.setLevel(level)
 
     import onnxruntime as ort
 
@@ -134,9 +142,9 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")  # before loading: it names the labels
     quantized = EmotionModel(out)
     val = load_dataset(data, val_split, ferplus, limit=limit)
-    log.info("measuring %s and %s on %d PublicTest faces", out.name, model.name, len(val))
+    log.info("measuring %s and %s on %d %s faces", out.name, model.name, len(val), val.split)
     validation, calibration, mine = card_measurements(quantized, val, data)
-    _, _, theirs = card_measurements(source, val, data, calibrate=False)
+    theirs = predict_dataset(source, val.images)
     validation["source_accuracy"] = (theirs.logits.argmax(1) == val.labels).mean().item()
     validation["source_top_emotion_differs"] = int((mine.logits.argmax(1) != theirs.logits.argmax(1)).sum())
     validation["source_max_abs_probability_diff"] = float(np.abs(mine.probabilities - theirs.probabilities).max())
