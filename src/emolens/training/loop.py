@@ -177,7 +177,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     teacher = (teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out)
                if distil and not t.teacher_online else None)
     history: list[dict] = []
-    invocations: list[dict] = []  # how this run was invoked (epoch it started from, epoch target): see train_commands
+    invocations: list[dict] = []  # how this run was invoked (epoch it started from, epoch target): see card.train_commands
     start_epoch, best_acc = 0, -1.0
 
     last = out / "last.pt"
@@ -347,27 +347,6 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
-def train_commands(invocations: list[dict], recipe_file: str, out_dir: str) -> list[str]:
-    """The ``emolens train`` commands that reproduce a run exactly, from its recorded invocations.
-
-    Resuming is deterministic, so only a change of the epoch target matters: each target but
-    the last becomes a command with ``--stop-after`` at the epoch where the next one began.
-    """
-    segments: list[dict] = []
-    for inv in invocations:
-        if segments and segments[-1]["epochs"] == inv["epochs"]:
-            continue
-        segments.append(dict(inv))
-    base = f"emolens train --recipe {recipe_file} --out {out_dir}"
-    if not segments:
-        return [base]
-    commands = []
-    for seg, nxt in zip(segments, segments[1:] + [None]):
-        cmd = f"{base} --epochs {seg['epochs']}"
-        if nxt is not None:
-            cmd += f" --stop-after {nxt['from_epoch'] - seg['from_epoch']}"
-        commands.append(cmd)
-    return commands
 
 
 def plot_history(history: list[dict], path: Path) -> None:

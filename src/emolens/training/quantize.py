@@ -35,6 +35,7 @@ import numpy as np
 
 from emolens.evaluate import card_measurements, predict_dataset
 from emolens.runtime import EmotionModel, ModelError, card_path_for
+from emolens.training.card import card_markdown, latency_ms
 from emolens.training.data import load_dataset
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,12 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
         faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
     faces = source.spec.normalize(faces)
 
+    # equal batches: the percentile calibrator stacks every batch's activations into one array
+    batch = max(b for b in range(1, 65) if len(faces) % b == 0)
+
     class Faces(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([faces[i:i + 64] for i in range(0, len(faces), 64)])
+            self.batches = iter([faces[i:i + batch] for i in range(0, len(faces), batch)])
 
         def get_next(self):
             batch = next(self.batches, None)
@@ -150,9 +154,7 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     validation["source_max_abs_probability_diff"] = float(np.abs(mine.probabilities - theirs.probabilities).max())
     card["validation"], card["calibration"] = validation, calibration
     card["file_size_bytes"] = out.stat().st_size
-    from emolens.training.export import _latency_ms, card_markdown
-
-    card["latency_ms_batch1"] = _latency_ms(quantized, quantized.spec)
+    card["latency_ms_batch1"] = latency_ms(quantized, quantized.spec)
     card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")
     if {"architecture", "recipe", "training"} <= card.keys():  # a card emolens export wrote
         out.with_suffix(".md").write_text(card_markdown(card, Path("best.pt")))  # every shipped model: best.pt
