@@ -115,7 +115,8 @@ def export_command(
     limit: int = typer.Option(0, help="Measure the card's numbers on the first N validation rows only (0 = all)."),
     weights: Optional[str] = typer.Option(None, help="How the file stores the weights: float16 (half of float32) "
                                           "or int8 (a quarter; per-channel scales); default: the recipe's [export] "
-                                          "weights, else float16. Inference computes in float32 either way (emolens quantize: int8)."),
+                                          "weights, else float16. Inference computes in float32 either way "
+                                          "(emolens quantize makes it int8)."),
 ) -> None:
     """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch."""
     _need_train_extra()
