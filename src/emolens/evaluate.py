@@ -13,11 +13,17 @@ from emolens.runtime import EmotionModel, ModelOutput
 from emolens.training.data import FaceDataset, default_eval_split, load_dataset
 
 
+def fit_to_input(model: EmotionModel, images: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` uint8 faces resized to the model's input side when they differ from it."""
+    size = model.input_size
+    if images.shape[1:] == (size, size):
+        return images
+    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+
+
 def predict_dataset(model: EmotionModel, images: np.ndarray, tta: bool = False, batch_size: int = 256) -> ModelOutput:
     """Model outputs for ``(N, H, W)`` uint8 faces, resized to the model's input when needed."""
-    size = model.input_size
-    if images.shape[1:] != (size, size):
-        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+    images = fit_to_input(model, images)
     run = model.predict_tta if tta else model
     parts = [run(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     return ModelOutput(

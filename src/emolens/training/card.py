@@ -52,6 +52,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
     storage = card.get("weight_storage", "float16")  # cards before session 12 have no field: float16
     q = card.get("quantization")  # set by emolens quantize: exported under another name first
     exported = q["source"] if q else f"{card['name']}.onnx"
+    exported_storage = q.get("source_weight_storage", storage) if q else storage
     quantize_cmd = [f"  emolens quantize {q['source']} --data {q['calibration']['data']} "
                     f"--rows {q['calibration']['rows']} --seed {q['calibration']['seed']}"
                     + (f" --ferplus {q['ferplus']}" if q.get("ferplus") else "") + f" --out {card['name']}.onnx"] if q else []
@@ -85,8 +86,7 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "  ```",
         *(f"  {cmd}" for cmd in train_commands(card["training"].get("invocations", []), source, f"runs/{name}")),
         f"  emolens export runs/{name}/{checkpoint.name} --out {exported}"
-        + ("" if (q or {}).get("source_weight_storage", storage) == "float16"
-           else f" --weights {(q or {}).get('source_weight_storage', storage)}"),
+        + ("" if exported_storage == "float16" else f" --weights {exported_storage}"),
         *quantize_cmd,
         "  ```",
         "",

@@ -347,8 +347,6 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 
 
-
-
 def plot_history(history: list[dict], path: Path) -> None:
     import matplotlib
 

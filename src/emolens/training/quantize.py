@@ -30,10 +30,9 @@ import logging
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from emolens.evaluate import card_measurements, predict_dataset
+from emolens.evaluate import card_measurements, fit_to_input, predict_dataset
 from emolens.runtime import EmotionModel, ModelError, card_path_for
 from emolens.training.card import card_markdown, latency_ms
 from emolens.training.data import load_dataset
@@ -90,11 +89,7 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     if not len(train):
         raise QuantizeError(f"{data}: no Training rows to calibrate on; pass FER2013 with its Training split")
     pick = np.random.default_rng(seed).choice(len(train), min(rows, len(train)), replace=False)
-    faces = train.images[np.sort(pick)]
-    size = source.input_size
-    if faces.shape[1:] != (size, size):  # as predict_dataset does for a model of another input size
-        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
-    faces = source.spec.normalize(faces)
+    faces = source.spec.normalize(fit_to_input(source, train.images[np.sort(pick)]))
 
     # equal batches: the percentile calibrator stacks every batch's activations into one array
     batch = max(b for b in range(1, 65) if len(faces) % b == 0)
