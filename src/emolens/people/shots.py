@@ -1,0 +1,121 @@
+"""Shot boundaries (cuts) in a stream of frames, with PySceneDetect's detectors.
+
+``ShotDetector.update(image, index, timestamp)`` is called once per analysed frame and says
+whether that frame starts a new shot; ``shot`` is the current shot number (0 from the
+first frame). It works frame by frame, with no look-ahead, so files, cameras and the
+server's WebSocket stream share it. Frames are compared on a small copy (``width`` px
+wide), which keeps the cost per frame well under a millisecond at 640x480.
+
+Detectors (``SHOT_METHODS``), chosen by measurement on cut clips
+(``benchmarks/shot_cuts.py``, BENCHMARKS.md "Shot cuts"):
+
+- ``content``: PySceneDetect's ``ContentDetector`` (mean change of hue, saturation and
+  luma between consecutive frames), threshold 27 by default;
+- ``histogram``: its ``HistogramDetector`` (YUV luma histogram correlation);
+- ``hash``: its ``HashDetector`` (perceptual hash distance).
+- ``off``: never cuts.
+
+``min_shot_seconds`` suppresses a second cut sooner than that after the last one (a flash
+or a fast pan counts once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DEFAULT_SHOT_METHOD = "content"
+DEFAULT_MIN_SHOT_SECONDS = 0.4
+SHOT_METHODS = ("content", "histogram", "hash", "off")
+# Each method's threshold on the small copy: PySceneDetect's own defaults unless the
+# cut-clip measurement said otherwise (see BENCHMARKS.md "Shot cuts").
+DEFAULT_THRESHOLDS = {"content": 27.0, "histogram": 0.2, "hash": 0.35}
+
+
+def _scenedetect():
+    try:
+        import scenedetect  # noqa: F401
+        from scenedetect import FrameTimecode
+        from scenedetect.detectors import ContentDetector, HashDetector, HistogramDetector
+        from scenedetect.detector import FlashFilter
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise RuntimeError("shot detection needs PySceneDetect: pip install scenedetect-headless") from exc
+    return FrameTimecode, {"content": ContentDetector, "histogram": HistogramDetector, "hash": HashDetector}, FlashFilter
+
+
+@dataclass
+class ShotChange:
+    """A cut: the first frame (index, seconds) of shot ``shot``."""
+
+    shot: int
+    index: int
+    timestamp: float
+
+
+class ShotDetector:
+    """Frame-by-frame cut detection; ``update`` returns True on the first frame of a new shot."""
+
+    def __init__(self, method: str = DEFAULT_SHOT_METHOD, threshold: float | None = None,
+                 min_shot_seconds: float = DEFAULT_MIN_SHOT_SECONDS, width: int = 160):
+        if method not in SHOT_METHODS:
+            raise ValueError(f"unknown shot detector {method!r}; choose one of {', '.join(SHOT_METHODS)}")
+        if not (min_shot_seconds >= 0 and np.isfinite(min_shot_seconds)):
+            raise ValueError(f"min_shot_seconds must be 0 or more seconds, got {min_shot_seconds}")
+        if width < 16:
+            raise ValueError(f"width must be 16 px or more, got {width}")
+        self.method = method
+        self.width = int(width)
+        self.min_shot_seconds = float(min_shot_seconds)
+        self.threshold = DEFAULT_THRESHOLDS.get(method) if threshold is None else float(threshold)
+        self.shot = 0
+        self.changes: list[ShotChange] = []
+        self._detector = None
+        self._last_cut_time: float | None = None
+        self._previous_time: float | None = None
+        if method != "off":
+            self._timecode, detectors, flash = _scenedetect()
+            kind = detectors[method]
+            # Our own min-shot rule below works on timestamps (variable frame rates, --every):
+            # PySceneDetect's flash filter is switched off (length 0 frames).
+            self._detector = kind(threshold=self.threshold, min_scene_len=0)
+            if hasattr(self._detector, "_flash_filter"):
+                self._detector._flash_filter = flash(mode=flash.Mode.SUPPRESS, length=0)
+
+    def small(self, image: np.ndarray) -> np.ndarray:
+        """The copy frames are compared on: ``width`` px wide, BGR (grey is expanded)."""
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        h, w = image.shape[:2]
+        if w > self.width:
+            image = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(image)
+
+    def update(self, image: np.ndarray, index: int, timestamp: float) -> bool:
+        """Feed the next analysed frame (BGR or grey); True when it starts a new shot."""
+        if self._detector is None:
+            return False
+        if self._previous_time is not None and timestamp < self._previous_time:
+            timestamp = self._previous_time       # a camera clock that stepped back: keep order
+        self._previous_time = timestamp
+        # The detector needs increasing frame numbers; a frame rate of 1000 turns seconds into them.
+        tc = self._timecode(int(round(timestamp * 1000)), fps=1000.0)
+        cuts = self._detector.process_frame(tc, self.small(image))
+        if not cuts:
+            return False
+        if self._last_cut_time is not None and timestamp - self._last_cut_time < self.min_shot_seconds:
+            return False
+        self._last_cut_time = timestamp
+        self.shot += 1
+        self.changes.append(ShotChange(self.shot, int(index), float(timestamp)))
+        return True
+
+
+def detect_shots(frames, method: str = DEFAULT_SHOT_METHOD, threshold: float | None = None,
+                 min_shot_seconds: float = DEFAULT_MIN_SHOT_SECONDS) -> list[ShotChange]:
+    """Cuts in an iterable of ``(index, timestamp, image)``: the first frame of every shot after the first."""
+    det = ShotDetector(method, threshold, min_shot_seconds)
+    for index, timestamp, image in frames:
+        det.update(image, index, timestamp)
+    return det.changes

@@ -1,0 +1,158 @@
+"""Unit tests of emolens.people: shot cuts, head pose and landmark fit, person descriptors."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry, group_faces
+from emolens.people.pose import head_pose, is_frontal, landmark_fit
+from emolens.people.shots import ShotDetector, detect_shots
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASTRONAUT = os.path.join(ROOT, "examples", "astronaut.jpg")
+
+
+def grace_hopper() -> np.ndarray:
+    import matplotlib
+
+    return cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    from emolens import Recognizer
+
+    return Recognizer(threads=1)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return cv2.imread(ASTRONAUT)
+
+
+# ---------------------------------------------------------------- shots
+
+def _frames(first: np.ndarray, second: np.ndarray, n: int = 40, cut: int = 20, fps: float = 25.0):
+    """A moving crop of ``first`` (a slow pan with brightness flicker), then of ``second`` from ``cut`` on."""
+    out = []
+    for i in range(n):
+        src = first if i < cut else second
+        x = 2 * (i % 20)
+        frame = cv2.resize(src[20:420, x:x + 400], (320, 240))
+        out.append((i, i / fps, cv2.add(frame, np.full_like(frame, i % 3))))
+    return out
+
+
+@pytest.mark.parametrize("method", ["content", "hash"])
+def test_shot_detector_finds_the_cut_and_nothing_else(astronaut, method):
+    frames = _frames(astronaut, grace_hopper())
+    changes = detect_shots(frames, method=method)
+    assert [c.index for c in changes] == [20]
+    assert changes[0].shot == 1 and changes[0].timestamp == pytest.approx(20 / 25)
+
+
+def test_shot_detector_off_and_min_shot_length(astronaut):
+    frames = _frames(astronaut, grace_hopper())
+    assert detect_shots(frames, method="off") == []
+    # Three cuts 0.12 s apart (a flash): only the first counts with a 0.4 s minimum shot.
+    hopper = grace_hopper()
+    flashes = [(i, i / 25, cv2.resize((astronaut if i in (0, 1, 2, 4, 6, 8, 9, 10) else hopper)[:400, :400], (160, 160)))
+               for i in range(11)]
+    assert [c.index for c in detect_shots(flashes, min_shot_seconds=0.4)] == [3]
+    assert len(detect_shots(flashes, min_shot_seconds=0.0)) >= 4
+
+
+def test_shot_detector_rejects_bad_settings():
+    with pytest.raises(ValueError, match="unknown shot detector"):
+        ShotDetector("magic")
+    with pytest.raises(ValueError, match="min_shot_seconds"):
+        ShotDetector(min_shot_seconds=float("nan"))
+
+
+def test_shot_detector_takes_grey_frames_and_backward_clocks(astronaut):
+    det = ShotDetector()
+    grey = cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)
+    assert det.update(grey, 0, 1.0) is False
+    assert det.update(grey, 1, 0.5) is False      # the clock stepped back: no crash, no cut
+    assert det.shot == 0
+
+
+# ---------------------------------------------------------------- pose
+
+def test_head_pose_of_a_frontal_face_and_its_mirror(recognizer, astronaut):
+    face = recognizer.analyze(astronaut)[0]
+    size = (astronaut.shape[1], astronaut.shape[0])
+    pose = head_pose(face.landmarks, size)
+    mirrored = cv2.flip(astronaut, 1)
+    pose_m = head_pose(recognizer.analyze(mirrored)[0].landmarks, size)
+    assert abs(pose.yaw) < 20 and abs(pose.roll) < 10
+    assert np.sign(pose.yaw) == -np.sign(pose_m.yaw)
+    assert landmark_fit(face.landmarks, face.box, pose)
+
+
+def test_head_pose_roll_follows_the_picture(recognizer, astronaut):
+    h, w = astronaut.shape[:2]
+    rolls = []
+    for angle in (0, 20):
+        turned = cv2.warpAffine(astronaut, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h))
+        rolls.append(head_pose(recognizer.analyze(turned)[0].landmarks, (w, h)).roll)
+    # OpenCV's positive angle turns the picture anticlockwise: the head's clockwise roll falls by ~20.
+    assert rolls[0] - rolls[1] == pytest.approx(20, abs=5)
+
+
+def test_landmark_fit_refuses_templates_that_do_not_fit(recognizer, astronaut):
+    face = recognizer.analyze(astronaut)[0]
+    lm, box = face.landmarks.copy(), face.box
+    centre = lm.mean(0)
+    squashed = centre + (lm - centre) * np.array([0.25, 1.0])       # a profile's narrow eye span
+    shifted = lm + np.array([box[2] * 0.8, 0])                      # beside the detector's box
+    tiny = centre + (lm - centre) * 0.3                             # a fraction of the box
+    assert landmark_fit(lm, box)
+    assert not landmark_fit(squashed, box)
+    assert not landmark_fit(shifted, box)
+    assert not landmark_fit(tiny, box)
+    assert not landmark_fit(None, box)
+    assert head_pose(np.full((68, 2), np.nan), (100, 100)) is None
+
+
+def test_frontal_flag():
+    from emolens.people.pose import HeadPose
+
+    assert is_frontal(HeadPose(10, 5, 0))
+    assert not is_frontal(HeadPose(50, 0, 0))
+    assert not is_frontal(HeadPose(0, 40, 0))
+    assert not is_frontal(None)
+
+
+# ---------------------------------------------------------------- persons
+
+def test_descriptors_tell_two_people_apart_and_group_them(recognizer, astronaut):
+    describe = FaceDescriber()
+    hopper = grace_hopper()
+    views = [astronaut, hopper, cv2.resize(astronaut, None, fx=0.6, fy=0.6), cv2.flip(hopper, 1)]
+    descriptors = [describe(v, recognizer.analyze(v)[0].landmarks) for v in views]
+    assert all(d.shape == (128,) for d in descriptors)
+    same = [np.linalg.norm(descriptors[0] - descriptors[2]), np.linalg.norm(descriptors[1] - descriptors[3])]
+    other = np.linalg.norm(descriptors[0] - descriptors[1])
+    assert max(same) < SAME_PERSON < other
+    assert group_faces(descriptors) == [1, 2, 1, 2]
+    assert group_faces([descriptors[0], None, descriptors[2]]) == [1, 2, 1]
+
+
+def test_person_registry_refine_and_errors():
+    reg = PersonRegistry(0.5)
+    a = np.zeros(128)
+    b = np.zeros(128)
+    b[0] = 1.0
+    assert reg.assign(a) == 1
+    assert reg.assign(b) == 2
+    reg.refine(1, a + 0.01)
+    assert reg.persons[0].count == 2
+    lone = reg.new_person()
+    assert reg.assign(np.zeros(128) + 0.001) == 1 and lone == 3
+    with pytest.raises(ValueError):
+        PersonRegistry(0)
