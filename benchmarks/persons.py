@@ -1,0 +1,99 @@
+"""Grouping faces into persons: how well dlib's descriptors and our distance threshold sort
+24 faces of 4 people (faces-multi/bald_guys.jpg, labelled in benchmarks/data/bald_guys_persons.csv).
+
+For each threshold: number of persons found, purity (share of faces whose person's
+majority label is theirs), and pair precision / recall (pairs of faces put together that
+are the same person / same-person pairs put together). Also the distribution of
+same-person and different-person distances.
+
+    python benchmarks/persons.py [--faces-multi ../shared/datasets/faces-multi] [--thresholds 0.45 0.5 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, markdown_table, pin_threads  # noqa: E402
+
+LABELS = REPO / "benchmarks" / "data" / "bald_guys_persons.csv"
+FACES_MULTI = REPO.parent / "shared" / "datasets" / "faces-multi"
+
+
+def labelled_faces(picture: Path, labels: Path = LABELS):
+    """(crop, landmarks in the crop, label) for every labelled face: the default detector on a
+    600 px square around each labelled centre, the face nearest the centre."""
+    import cv2
+
+    from emolens import Recognizer
+
+    rows = [r for r in csv.DictReader(line for line in labels.open() if not line.startswith("#"))]
+    image = cv2.imread(str(picture))
+    rec = Recognizer(threads=2)
+    out = []
+    for r in rows:
+        cx, cy = int(r["cx"]), int(r["cy"])
+        x0, y0 = max(0, cx - 300), max(0, cy - 300)
+        crop = image[y0:cy + 300, x0:cx + 300]
+        faces = [f for f in rec.analyze(crop) if f.landmarks is not None]
+        if not faces:
+            out.append((crop, None, r["person"]))
+            continue
+        near = min(faces, key=lambda f: (f.box[0] + f.box[2] / 2 - (cx - x0)) ** 2 + (f.box[1] + f.box[3] / 2 - (cy - y0)) ** 2)
+        out.append((crop, near.landmarks, r["person"]))
+    return out
+
+
+def grouping_scores(labels: list[str], persons: list[int]) -> dict:
+    pure = 0
+    for p in set(persons):
+        members = [lab for lab, q in zip(labels, persons) if q == p]
+        pure += max(members.count(x) for x in set(members))
+    together = same = both = 0
+    for i, j in combinations(range(len(labels)), 2):
+        t, s = persons[i] == persons[j], labels[i] == labels[j]
+        together += t
+        same += s
+        both += t and s
+    return {"persons": len(set(persons)), "purity": pure / len(labels),
+            "pair_precision": both / together if together else 1.0, "pair_recall": both / same if same else 1.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--faces-multi", type=Path, default=FACES_MULTI)
+    ap.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.45, 0.5, 0.55, 0.6, 0.65])
+    args = ap.parse_args()
+    pin_threads(2)
+    from emolens.people.persons import FaceDescriber, group_faces
+
+    picture = args.faces_multi / "images" / "bald_guys.jpg"
+    if not picture.is_file():
+        raise SystemExit(f"{picture} not found; pass --faces-multi PATH")
+    faces = labelled_faces(picture)
+    describe = FaceDescriber()
+    found = [(describe(c, lm), lab) for c, lm, lab in faces if lm is not None]
+    print(f"{len(found)} of {len(faces)} labelled faces found with landmarks by the default detector")
+    desc = [d for d, _ in found]
+    labels = [lab for _, lab in found]
+    same, diff = [], []
+    for i, j in combinations(range(len(desc)), 2):
+        (same if labels[i] == labels[j] else diff).append(float(np.linalg.norm(desc[i] - desc[j])))
+    q = lambda v: " / ".join(f"{x:.3f}" for x in np.percentile(v, [0, 5, 50, 95, 100]))  # noqa: E731
+    print(f"same-person distances (min / 5% / median / 95% / max): {q(same)}")
+    print(f"different-person distances:                         {q(diff)}")
+    rows = []
+    for t in args.thresholds:
+        s = grouping_scores(labels, group_faces(desc, t))
+        rows.append([t, s["persons"], f"{s['purity']:.3f}", f"{s['pair_precision']:.3f}", f"{s['pair_recall']:.3f}"])
+    print(markdown_table(["threshold", "persons (true: 4)", "purity", "pair precision", "pair recall"], rows))
+
+
+if __name__ == "__main__":
+    main()
