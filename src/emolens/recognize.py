@@ -24,6 +24,7 @@ from emolens.faces.align import DEFAULT_CROP, CropSpec, crop_face, get_crop
 from emolens.faces.detect import DEFAULT_DETECTOR, Detection, FaceDetector, detect_faces, get_detector
 from emolens.faces.landmarks import MIN_LANDMARK_FACE, LandmarkPredictor
 from emolens.images import read_image, read_image_scaled, to_bgr8, to_grey
+from emolens.people.pose import HeadPose, head_pose, is_frontal, landmark_fit
 
 
 @dataclass
@@ -33,7 +34,11 @@ class Face:
     ``box`` is ``(x, y, w, h)`` in the picture's pixels; ``landmarks`` the 68 points
     ``(68, 2)`` or ``None`` (face too small); ``scores`` the 7 emotion probabilities
     (sum 1); ``intensity`` each emotion's strength 0..1; ``emotion`` the top label;
-    ``aligned`` whether the crop was landmark-aligned (False: box crop fallback).
+    ``aligned`` whether the crop was landmark-aligned (False: box crop fallback);
+    ``pose`` the head's yaw, pitch and roll in degrees (None: no landmarks, or landmarks
+    that do not fit a face, such as dlib's frontal template on a profile); ``frontal``
+    whether the face is seen near enough from the front for its answer to be trusted
+    (``emolens.people.pose``).
     """
 
     box: tuple[int, int, int, int]
@@ -43,6 +48,8 @@ class Face:
     emotion: str
     aligned: bool
     detection_score: float = 0.0
+    pose: HeadPose | None = None
+    frontal: bool = False
 
     def scaled(self, factor: float) -> "Face":
         """The same face in a picture ``factor`` times larger (boxes and landmarks scaled)."""
@@ -50,7 +57,8 @@ class Face:
             return self
         box = tuple(int(round(v * factor)) for v in self.box)
         lm = None if self.landmarks is None else self.landmarks * factor
-        return Face(box, lm, self.scores, self.intensity, self.emotion, self.aligned, self.detection_score)
+        return Face(box, lm, self.scores, self.intensity, self.emotion, self.aligned, self.detection_score,
+                    self.pose, self.frontal)
 
     def to_dict(self) -> dict:
         """JSON-ready: lists and floats only (see ``emolens.predict`` for the documented shape)."""
@@ -62,6 +70,8 @@ class Face:
             "aligned": bool(self.aligned),
             "landmarks": None if self.landmarks is None else np.round(self.landmarks, 1).tolist(),
             "detection_score": round(float(self.detection_score), 4),
+            "pose": None if self.pose is None else self.pose.to_dict(),
+            "frontal": bool(self.frontal),
         }
 
 
@@ -74,6 +84,7 @@ class LocatedFace:
     crop: np.ndarray          # (S, S) uint8 grey
     aligned: bool
     detection_score: float = 0.0
+    pose: HeadPose | None = None
 
 
 @dataclass
@@ -176,22 +187,28 @@ class Recognizer:
         scores = list(scores) if scores is not None else [0.0] * len(boxes)
         full_boxes = list(full_boxes) if full_boxes is not None else list(boxes)
         marks: list[np.ndarray | None] = []
+        poses: list[HeadPose | None] = []
+        image_size = (grey.shape[1], grey.shape[0])
         for box, full in zip(boxes, full_boxes):
+            lm = pose = None
             if self.landmarker is not None and min(box[2], box[3]) >= MIN_LANDMARK_FACE:
-                marks.append(self.landmarker(grey, full))
-            else:
-                marks.append(None)
+                lm = self.landmarker(grey, full)
+                pose = head_pose(lm, image_size)
+                if not landmark_fit(lm, full, pose):
+                    lm = pose = None    # a frontal template on a profile or a blur: box crop, no pose
+            marks.append(lm)
+            poses.append(pose)
         t3 = time.perf_counter()
         located = []
         size = self.input_size
-        for box, full, lm, score in zip(boxes, full_boxes, marks, scores):
+        for box, full, lm, score, pose in zip(boxes, full_boxes, marks, scores, poses):
             aligned = self.crop.mode == "aligned" and lm is not None
             if aligned:
                 crop = crop_face(grey, self.crop, size, landmarks=lm)
             else:
                 spec = self.crop if self.crop.mode == "box" else self.box_crop
                 crop = crop_face(grey, spec, size, box=full)
-            located.append(LocatedFace(tuple(int(v) for v in box), lm, crop, aligned, score))
+            located.append(LocatedFace(tuple(int(v) for v in box), lm, crop, aligned, score, pose))
         t4 = time.perf_counter()
         self.times = StageTimes(landmarks=t3 - t2, align=t4 - t3)
         return located
@@ -214,6 +231,8 @@ class Recognizer:
                 emotion=EMOTIONS[int(np.argmax(probs))],
                 aligned=f.aligned,
                 detection_score=f.detection_score,
+                pose=f.pose,
+                frontal=is_frontal(f.pose),
             ))
         self.times.classify = time.perf_counter() - t0
         return faces
