@@ -199,10 +199,10 @@ def test_timeline_memory_is_bounded():
 
     scores = {e: 1 / 7 for e in EMOTIONS}
     face = TrackedFace(1, (0, 0, 10, 10), None, "happy", scores, scores, "happy", scores, scores, False, True)
-    timeline = Timeline(max_points=100)
+    timeline = Timeline(max_points=100, all_poses=True)
     for i in range(20_000):
         timeline.add(FrameResult(i, i / 30, [face], None))
-    t, v = timeline.series()[1]
+    t, v = timeline.series()["track 1"]
     assert timeline.points() <= 101 and len(t) <= 101 and v.shape[1] == 7
     assert t[0] < 10 and t[-1] > 650 and np.all(np.diff(t) > 0)   # spans the whole 667 s
 

@@ -34,6 +34,9 @@ def plot_confusion(report: dict, path: str | Path) -> None:
     plt.close(fig)
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")    # what ``plot_timeline`` writes (by the file's suffix)
+
+
 def plot_timeline(series: dict, path: str | Path, title: str = "", max_tracks: int = 12) -> None:
     """Emotion scores over time, one subplot per track (the longest ``max_tracks``), as a PNG.
 
@@ -60,7 +63,7 @@ def plot_timeline(series: dict, path: str | Path, title: str = "", max_tracks: i
             ax.plot(t, v[:, k], color=(r / 255, g / 255, b / 255), lw=1.4, label=e,
                     marker="." if len(t) < 3 else None)
         ax.set_ylim(0, 1)
-        ax.set_ylabel(f"track #{tid}")
+        ax.set_ylabel(tid if isinstance(tid, str) else f"track #{tid}")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (s)")
     if shown:

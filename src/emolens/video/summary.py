@@ -1,5 +1,11 @@
-"""What a video run adds up: per-track statistics, the whole-video summary and the
-bounded emotion timeline behind the plot."""
+"""What a video run adds up: per-person and per-track statistics, the whole-video summary
+and the bounded emotion timeline behind the plot.
+
+Only frontal faces (``emolens.people.pose``) count towards the means and shares unless
+``all_poses`` is set; the faces left out are counted and reported, never hidden.
+A person is the unit: tracks live inside one shot, and the tracks a face descriptor
+ties to one person are added up together (``PersonStats``).
+"""
 
 from __future__ import annotations
 
@@ -12,41 +18,108 @@ from emolens.video.sources import DEFAULT_FPS
 from emolens.video.tracking import FrameResult, TrackedFace
 
 
-class TrackStats:
-    """Running per-track sums: frames, time span, smoothed score and intensity sums, top-label counts."""
+class EmotionSums:
+    """Frames counted, frames left out (not frontal), and the sums behind means and shares."""
 
-    def __init__(self, track_id: int):
-        self.track_id = track_id
-        self.frames = 0
-        self.first_frame = self.last_frame = -1
-        self.start = self.end = 0.0
+    def __init__(self):
+        self.frames = 0             # frames the face was on screen (analysed frames)
+        self.counted = 0            # of which counted in the means (frontal, or every pose)
         self.score_sum = np.zeros(len(EMOTIONS))
         self.intensity_sum = np.zeros(len(EMOTIONS))
         self.top_counts = np.zeros(len(EMOTIONS), dtype=np.int64)
 
-    def add(self, face: TrackedFace, index: int, timestamp: float) -> None:
-        if self.frames == 0:
-            self.first_frame, self.start = index, timestamp
+    def add_face(self, face: TrackedFace, counted: bool) -> None:
         self.frames += 1
-        self.last_frame, self.end = index, timestamp
+        if not counted:
+            return
+        self.counted += 1
         self.score_sum += [face.scores[e] for e in EMOTIONS]
         self.intensity_sum += [face.intensity[e] for e in EMOTIONS]
         self.top_counts[EMOTIONS.index(face.emotion)] += 1
 
-    def to_dict(self) -> dict:
-        n = max(self.frames, 1)
+    def merge(self, other: "EmotionSums") -> None:
+        self.frames += other.frames
+        self.counted += other.counted
+        self.score_sum += other.score_sum
+        self.intensity_sum += other.intensity_sum
+        self.top_counts += other.top_counts
+
+    def emotion_dict(self) -> dict:
+        """dominant, mean scores, mean intensities and shares of time per top emotion (None: nothing counted)."""
+        out = {"frames_counted": self.counted, "frames_left_out": self.frames - self.counted}
+        if self.counted == 0:
+            return {**out, "dominant": None, "mean_scores": None, "mean_intensity": None, "shares": None}
+        n = self.counted
         mean = self.score_sum / n
         return {
+            **out,
+            "dominant": EMOTIONS[int(np.argmax(mean))],
+            "mean_scores": {e: round(float(v), 4) for e, v in zip(EMOTIONS, mean)},
+            "mean_intensity": {e: round(float(v), 4) for e, v in zip(EMOTIONS, self.intensity_sum / n)},
+            "shares": {e: round(float(c) / n, 4) for e, c in zip(EMOTIONS, self.top_counts)},
+        }
+
+
+class TrackStats(EmotionSums):
+    """Running per-track sums: frames, time span, shot, person, smoothed score and intensity sums, top-label counts."""
+
+    def __init__(self, track_id: int):
+        super().__init__()
+        self.track_id = track_id
+        self.first_frame = self.last_frame = -1
+        self.start = self.end = 0.0
+        self.shot = 0
+        self.person: int | None = None
+
+    def add(self, face: TrackedFace, index: int, timestamp: float, counted: bool = True) -> None:
+        if self.frames == 0:
+            self.first_frame, self.start, self.shot = index, timestamp, face.shot
+        self.last_frame, self.end = index, timestamp
+        if face.person is not None:
+            self.person = face.person
+        self.add_face(face, counted)
+
+    def to_dict(self) -> dict:
+        return {
             "track_id": self.track_id,
+            "person": self.person,
+            "shot": self.shot,
             "frames": self.frames,
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
-            "dominant": EMOTIONS[int(np.argmax(mean))],
-            "mean_scores": {e: round(float(v), 4) for e, v in zip(EMOTIONS, mean)},
-            "mean_intensity": {e: round(float(v), 4) for e, v in zip(EMOTIONS, self.intensity_sum / n)},
-            "shares": {e: round(float(c) / n, 4) for e, c in zip(EMOTIONS, self.top_counts)},
+            **self.emotion_dict(),
+        }
+
+
+class PersonStats(EmotionSums):
+    """A person's tracks added up: time on screen, shots, shares of time per emotion, mean intensities."""
+
+    def __init__(self, person: int, identified: bool):
+        super().__init__()
+        self.person = person
+        self.identified = identified
+        self.tracks: list[int] = []
+        self.shots: set[int] = set()
+        self.first_seen = float("inf")
+
+    def add_track(self, track: TrackStats) -> None:
+        self.tracks.append(track.track_id)
+        self.shots.add(track.shot)
+        self.first_seen = min(self.first_seen, track.start)
+        self.merge(track)
+
+    def to_dict(self, frame_seconds: float) -> dict:
+        return {
+            "person": self.person,
+            "identified": self.identified,
+            "seconds_on_screen": round(self.frames * frame_seconds, 3),
+            "first_seen": round(self.first_seen, 3),
+            "frames": self.frames,
+            "tracks": sorted(self.tracks),
+            "shots": sorted(self.shots),
+            **self.emotion_dict(),
         }
 
 
@@ -63,10 +136,14 @@ class VideoSummary:
     duration: float = 0.0
     seconds: float = 0.0            # wall-clock time of the run
     interrupted: bool = False
+    interrupted_by: str | None = None   # "SIGINT" (Ctrl-C) or "SIGTERM"
     stopped: bool = False           # the viewer closed the window
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     tracks: dict[int, TrackStats] = field(default_factory=dict)
+    all_poses: bool = False         # count every face, not only frontal ones
+    shots: int = 1                  # shots seen (cuts + 1)
+    cuts: list[int] = field(default_factory=list)   # first frame of every shot after the first
 
     def add(self, result: FrameResult) -> None:
         self.processed += 1
@@ -74,11 +151,42 @@ class VideoSummary:
         self.dropped += result.dropped
         self.last_index = result.index
         self.duration = result.timestamp
+        if result.cut:
+            self.cuts.append(result.index)
+        self.shots = result.shot + 1
         for face in result.faces:
             stats = self.tracks.get(face.track_id)
             if stats is None:
                 stats = self.tracks[face.track_id] = TrackStats(face.track_id)
-            stats.add(face, result.index, result.timestamp)
+            stats.add(face, result.index, result.timestamp, counted=self.all_poses or face.frontal)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Mean time between two analysed frames (what one analysed frame on screen stands for)."""
+        if self.processed > 1 and self.duration > 0:
+            return self.duration / (self.processed - 1)
+        return 1.0 / self.fps if self.fps > 0 else 1.0 / DEFAULT_FPS
+
+    def persons(self) -> list[PersonStats]:
+        """Tracks grouped by person, persons in order of first appearance. A track no descriptor
+        named (small or turned faces) is a person of its own (``identified: false``)."""
+        by_id: dict[int, PersonStats] = {}
+        known = max([t.person for t in self.tracks.values() if t.person is not None], default=0)
+        for track in sorted(self.tracks.values(), key=lambda t: t.track_id):
+            if track.person is None:
+                known += 1
+                pid, identified = known, False
+            else:
+                pid, identified = track.person, True
+            if pid not in by_id:
+                by_id[pid] = PersonStats(pid, identified)
+            by_id[pid].add_track(track)
+        return sorted(by_id.values(), key=lambda p: (p.first_seen, p.person))
+
+    @property
+    def left_out(self) -> int:
+        """Face-frames not counted in the means because the face was not frontal."""
+        return sum(t.frames - t.counted for t in self.tracks.values())
 
     @property
     def processing_fps(self) -> float:
@@ -96,8 +204,14 @@ class VideoSummary:
             "processing_seconds": round(self.seconds, 3),
             "processing_fps": round(self.processing_fps, 2),
             "interrupted": self.interrupted,
+            "interrupted_by": self.interrupted_by,
             "error": self.error,
             "warnings": self.warnings,
+            "shots": self.shots,
+            "cuts": self.cuts,
+            "counted": "all poses" if self.all_poses else "frontal faces only",
+            "face_frames_left_out": self.left_out,
+            "persons": [p.to_dict(self.frame_seconds) for p in self.persons()],
             "tracks": [s.to_dict() for s in sorted(self.tracks.values(), key=lambda s: s.track_id)],
         }
 
@@ -110,15 +224,23 @@ class Timeline:
     ten-hour video costs what a ten-minute one does.
     """
 
-    def __init__(self, max_points: int = 2000):
+    def __init__(self, max_points: int = 2000, by: str = "person", all_poses: bool = False):
+        if by not in ("person", "track"):
+            raise ValueError(f"a timeline is per 'person' or per 'track', not {by!r}")
         self.max_points = max(4, int(max_points) // 2 * 2)
+        self.by = by
+        self.all_poses = all_poses
         self._series: dict[int, dict] = {}
 
     def add(self, result: FrameResult) -> None:
         for face in result.faces:
-            s = self._series.get(face.track_id)
+            if not (self.all_poses or face.frontal):
+                continue
+            named = self.by == "person" and face.person is not None
+            key = f"person {face.person}" if named else f"track {face.track_id}"
+            s = self._series.get(key)
             if s is None:
-                s = self._series[face.track_id] = {"t": [], "v": [], "bucket": 1, "n": 0, "sum_t": 0.0,
+                s = self._series[key] = {"t": [], "v": [], "bucket": 1, "n": 0, "sum_t": 0.0,
                                                    "sum_v": np.zeros(len(EMOTIONS))}
             s["n"] += 1
             s["sum_t"] += result.timestamp
@@ -133,7 +255,7 @@ class Timeline:
                     s["bucket"] *= 2
 
     def series(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """``{track_id: (times (n,), scores (n, 7))}``."""
+        """``{"person 1" or "track 7": (times (n,), scores (n, 7))}`` (a track no descriptor named keeps its own line)."""
         out = {}
         for tid, s in sorted(self._series.items()):
             t, v = list(s["t"]), list(s["v"])

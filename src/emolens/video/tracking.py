@@ -1,5 +1,6 @@
 """Face tracking and temporal smoothing: detections matched to tracks, faces followed by
-their landmarks between detections, per-track exponential smoothing (see ``emolens.video``)."""
+their landmarks between detections, per-track exponential smoothing, shot cuts that end
+every track, and persons that join tracks across shots (see ``emolens.video``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from emolens.emotions import EMOTIONS
-from emolens.images import to_grey
+from emolens.images import to_bgr8, to_grey
+from emolens.people.persons import MIN_DESCRIPTOR_FACE, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity
+from emolens.people.pose import HeadPose
+from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
 
 
@@ -20,6 +24,7 @@ DEFAULT_HALF_LIFE = 0.5        # seconds
 DEFAULT_MAX_MISSED = 15        # processed frames a lost face may stay unseen before its track ends
 DEFAULT_IOU = 0.3
 DEFAULT_MIN_SIMILARITY = 0.4   # a followed face whose crop correlates less with its last detection is lost
+MAX_SIZE_STEP = 1.6            # a detection whose box side differs more than this factor from a track's is not that face
 
 
 def ema_alpha(dt: float, half_life: float) -> float:
@@ -66,7 +71,14 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _match_score(track_box, det_box, iou_threshold: float) -> float:
-    """IoU when it reaches the threshold; else a small score for a nearby box of similar size; else 0."""
+    """IoU when it reaches the threshold; else a small score for a nearby box of similar size; else 0.
+
+    A box whose side (square root of its area) changed by more than ``MAX_SIZE_STEP`` times
+    is never the same face: faces do not grow or shrink that fast between two detections.
+    """
+    side_ratio = math.sqrt((det_box[2] * det_box[3]) / max(track_box[2] * track_box[3], 1))
+    if not 1 / MAX_SIZE_STEP <= side_ratio <= MAX_SIZE_STEP:
+        return 0.0
     iou = box_iou(track_box, det_box)
     if iou >= iou_threshold:
         return iou
@@ -136,6 +148,8 @@ class Track:
     last_seen: int = 0        # processed-frame counter when last found
     lost: bool = False
     template: np.ndarray | None = None   # the model crop at the last detection, zero-mean unit-norm
+    shot: int = 0
+    identity: TrackIdentity = field(default_factory=TrackIdentity)
     scores: EmaSmoother = field(init=False)
     intensity: EmaSmoother = field(init=False)
 
@@ -215,10 +229,16 @@ class TrackedFace:
     aligned: bool
     detected: bool
     detection_score: float = 0.0
+    shot: int = 0
+    person: int | None = None
+    pose: HeadPose | None = None
+    frontal: bool = False
 
     def to_dict(self) -> dict:
         return {
             "track_id": self.track_id,
+            "person": self.person,
+            "shot": self.shot,
             "box": [int(v) for v in self.box],
             "emotion": self.emotion,
             "scores": {k: round(float(v), 5) for k, v in self.scores.items()},
@@ -228,6 +248,8 @@ class TrackedFace:
                     "intensity": {k: round(float(v), 5) for k, v in self.raw_intensity.items()}},
             "aligned": bool(self.aligned),
             "detected": bool(self.detected),
+            "pose": None if self.pose is None else self.pose.to_dict(),
+            "frontal": bool(self.frontal),
             "landmarks": None if self.landmarks is None else np.round(self.landmarks, 1).tolist(),
         }
 
@@ -243,9 +265,11 @@ class FrameResult:
     dropped: int = 0                # frames a live source dropped just before this one
     detected: bool = False          # the detector ran on this frame
     seconds: float = 0.0            # analysis time of this frame
+    shot: int = 0                   # shot number (0 from the start; +1 at every cut)
+    cut: bool = False               # this frame starts a new shot
 
     def to_dict(self) -> dict:
-        return {"frame": self.index, "time": round(self.timestamp, 4), "dropped": self.dropped,
+        return {"frame": self.index, "time": round(self.timestamp, 4), "dropped": self.dropped, "shot": self.shot,
                 "faces": [f.to_dict() for f in self.faces]}
 
 
@@ -253,11 +277,17 @@ class FaceTracker:
     """Per-frame analysis with tracking and smoothing, on top of a ``Recognizer``.
 
     ``process(frame)`` -> ``FrameResult``. See the module docstring for the scheme.
+
+    shots: the cut detector (``emolens.people.shots.SHOT_METHODS``; "off": none). A cut ends
+    every track, so no track and no smoothed score crosses it. persons: give every track a
+    person id from dlib face descriptors (a few per track), stable across shots;
+    same_person: the descriptor distance below which two faces are one person.
     """
 
     def __init__(self, recognizer, detect_every: int = DEFAULT_DETECT_EVERY, half_life: float = DEFAULT_HALF_LIFE,
                  max_missed: int = DEFAULT_MAX_MISSED, iou_threshold: float = DEFAULT_IOU,
-                 color: str = "bgr", min_similarity: float = DEFAULT_MIN_SIMILARITY):
+                 color: str = "bgr", min_similarity: float = DEFAULT_MIN_SIMILARITY,
+                 shots: str = DEFAULT_SHOT_METHOD, persons: bool = True, same_person: float = SAME_PERSON):
         if detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more, got {detect_every}")
         if half_life < 0:
@@ -275,9 +305,14 @@ class FaceTracker:
         self.count = 0          # processed frames
         self.next_id = 1
         self.ended = 0
+        self.shots = ShotDetector(shots)
+        self.persons = PersonRegistry(same_person) if persons else None
+        self._describer: FaceDescriber | None = None
+        self.descriptors = 0    # descriptors computed so far
 
     def _new_track(self, box) -> Track:
-        track = Track(self.next_id, tuple(int(v) for v in box), self.half_life, last_seen=self.count)
+        track = Track(self.next_id, tuple(int(v) for v in box), self.half_life, last_seen=self.count,
+                      shot=self.shots.shot)
         self.next_id += 1
         self.tracks.append(track)
         return track
@@ -313,11 +348,32 @@ class FaceTracker:
             keep_l.append(loc)
         return keep_t, keep_l
 
+    def _identify(self, track: Track, face, image: np.ndarray, timestamp: float) -> None:
+        """Describe the face when its track wants another descriptor; name or refine its person."""
+        if (self.persons is None or face.landmarks is None or min(face.box[2], face.box[3]) < MIN_DESCRIPTOR_FACE
+                or not track.identity.wants(timestamp)):
+            return
+        if self._describer is None:
+            self._describer = FaceDescriber()
+        descriptor = self._describer(to_bgr8(image, self.color) if self.color != "bgr" else image, face.landmarks)
+        self.descriptors += 1
+        identity = track.identity
+        if identity.person is None:
+            identity.person = self.persons.assign(descriptor)
+        else:
+            self.persons.refine(identity.person, descriptor)
+        identity.descriptors += 1
+        identity.last_time = timestamp
+
     def process(self, frame: Frame) -> FrameResult:
         rec = self.recognizer
         t0 = time.perf_counter()
+        cut = self.shots.update(frame.image, frame.index, frame.timestamp)
+        if cut:                 # a new shot: nobody on screen continues, smoothing starts afresh
+            self.ended += len(self.tracks)
+            self.tracks = []
         grey = to_grey(frame.image, self.color)
-        detect = self.count % self.detect_every == 0
+        detect = cut or self.count % self.detect_every == 0
         if not detect:
             active = [t for t in self.tracks if not t.lost]
             chosen, located = self._follow(grey, active)
@@ -365,32 +421,35 @@ class FaceTracker:
             raw_i = np.array([face.intensity[e] for e in EMOTIONS])
             s = track.scores.update(raw_s, frame.timestamp)
             i = track.intensity.update(raw_i, frame.timestamp)
+            self._identify(track, face, frame.image, frame.timestamp)
             out.append(TrackedFace(
                 track_id=track.id, box=face.box, landmarks=face.landmarks,
                 emotion=EMOTIONS[int(np.argmax(s))],
                 scores={e: float(v) for e, v in zip(EMOTIONS, s)},
                 intensity={e: float(v) for e, v in zip(EMOTIONS, i)},
                 raw_emotion=face.emotion, raw_scores=face.scores, raw_intensity=face.intensity,
-                aligned=face.aligned, detected=detect and k < n_detected, detection_score=face.detection_score))
+                aligned=face.aligned, detected=detect and k < n_detected, detection_score=face.detection_score,
+                shot=track.shot, person=track.identity.person, pose=face.pose, frontal=face.frontal))
         before = len(self.tracks)
         self.tracks = [t for t in self.tracks if self.count - t.last_seen <= self.max_missed]
         self.ended += before - len(self.tracks)
         self.count += 1
         out.sort(key=lambda f: f.track_id)
         return FrameResult(frame.index, frame.timestamp, out, frame.image, frame.dropped, detect,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, shot=self.shots.shot, cut=cut)
 
 
 def stream(recognizer, source, every: int = 1, realtime: bool = False, detect_every: int = DEFAULT_DETECT_EVERY,
            half_life: float = DEFAULT_HALF_LIFE, max_missed: int = DEFAULT_MAX_MISSED,
-           iou_threshold: float = DEFAULT_IOU, color: str = "bgr") -> Iterator[FrameResult]:
+           iou_threshold: float = DEFAULT_IOU, color: str = "bgr", shots: str = DEFAULT_SHOT_METHOD,
+           persons: bool = True) -> Iterator[FrameResult]:
     """Analyse a video file, camera or ``FrameSource`` frame by frame (see ``Recognizer.stream``).
 
     The source is opened here when given as a path or camera number, and closed when
     the iteration ends, fails or is abandoned.
     """
     tracker = FaceTracker(recognizer, detect_every=detect_every, half_life=half_life, max_missed=max_missed,
-                          iou_threshold=iou_threshold, color=color)
+                          iou_threshold=iou_threshold, color=color, shots=shots, persons=persons)
     src = open_source(source, every=every, realtime=realtime)
     try:
         for frame in src:
