@@ -50,6 +50,24 @@ def labelled_faces(picture: Path, labels: Path = LABELS):
     return out
 
 
+def labelled_face_crops(picture: Path, labels: Path = LABELS, scale: float = 1.6) -> list[tuple]:
+    """(square crop around the face, person label) for every labelled face found: ``scale`` times
+    the detected box, for pasting into clips (``emolens.testing.clips.Actor``)."""
+    import cv2
+
+    out = []
+    for crop, lm, label in labelled_faces(picture, labels):
+        if lm is None:
+            continue
+        (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+        cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2 - 0.1 * (y1 - y0), scale * max(x1 - x0, y1 - y0)
+        half = int(side / 2)
+        padded = cv2.copyMakeBorder(crop, half, half, half, half, cv2.BORDER_REPLICATE)
+        cx, cy = int(cx) + half, int(cy) + half
+        out.append((padded[cy - half:cy + half, cx - half:cx + half].copy(), label))
+    return out
+
+
 def grouping_scores(labels: list[str], persons: list[int]) -> dict:
     pure = 0
     for p in set(persons):

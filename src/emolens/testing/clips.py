@@ -238,3 +238,71 @@ def enter_and_leave(photo_a, photo_b, size=(640, 480), seconds: float = 3.0,
     side = h * 0.42
     return [Actor(photo_a, [(0.0, w * 0.27, h * 0.5, side), (seconds, w * 0.29, h * 0.5, side)]),
             Actor(photo_b, [(enter, w * 0.73, h * 0.5, side), (leave, w * 0.72, h * 0.52, side)])]
+
+
+# ---------------------------------------------------------------------------------------
+# edited clips: shots separated by cuts, for cut detection and person grouping
+
+
+@dataclass
+class Shot:
+    """One shot of an edited clip: its actors (times from the shot's start), length and look.
+
+    ``seed`` picks the background; ``brightness`` scales the whole frame (dim light < 1);
+    ``pan`` moves the background sideways (px per second, a camera pan); ``ramp`` fades the
+    brightness from ``ramp`` to ``brightness`` over the first second (a camera's exposure
+    adjusting); ``flash`` lists times (s) of one-frame flashes (press photographers).
+    ``people`` names each actor's person (ground truth for grouping).
+    """
+
+    actors: Sequence[Actor]
+    seconds: float
+    seed: int = 0
+    brightness: float = 1.0
+    pan: float = 0.0
+    ramp: float | None = None
+    flash: Sequence[float] = ()
+    people: Sequence[str] = ()
+
+
+@dataclass
+class EditedClipInfo(ClipInfo):
+    cuts: list[int] = field(default_factory=list)            # first frame of every shot after the first
+    shot_starts: list[float] = field(default_factory=list)   # seconds
+
+
+def _shot_frame(shot: Shot, base: np.ndarray, t: float, fps: float) -> np.ndarray:
+    if shot.pan:
+        base = np.roll(base, int(round(shot.pan * t)), axis=1)
+    frame = render(base, shot.actors, t).astype(np.float32)
+    level = shot.brightness
+    if shot.ramp is not None and t < 1.0:
+        level = shot.ramp + (shot.brightness - shot.ramp) * t
+    frame *= level
+    if any(abs(t - f) < 0.5 / fps for f in shot.flash):
+        frame = frame * 0.4 + 255 * 0.6
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_edited_clip(path: str | Path, shots: Sequence[Shot], size: tuple[int, int] = (640, 480),
+                      fps: float = 30, fourcc: str | None = None) -> EditedClipInfo:
+    """Shots one after the other with hard cuts; returns the cut frames (ground truth)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    code = fourcc or FOURCC_BY_SUFFIX.get(path.suffix.lower(), "mp4v")
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), float(fps), tuple(size))
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: OpenCV cannot write {code} video here")
+    n, cuts, starts = 0, [], []
+    try:
+        for k, shot in enumerate(shots):
+            if k:
+                cuts.append(n)
+            starts.append(n / fps)
+            base = background(size, shot.seed)
+            for i in range(int(round(shot.seconds * fps))):
+                writer.write(_shot_frame(shot, base, i / fps, fps))
+                n += 1
+    finally:
+        writer.release()
+    return EditedClipInfo(path, n, float(fps), tuple(size), cuts=cuts, shot_starts=starts)

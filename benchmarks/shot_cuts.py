@@ -1,0 +1,196 @@
+"""Shot cuts and persons on edited clips made from real faces.
+
+Builds ``--clips`` edited clips (640x480, 30 fps, seeded): each has 6 shots of 2-4 s with
+1-3 of the 4 people of faces-multi/bald_guys.jpg (a different photo of a person in each
+shot), some shots panning, dim, with the exposure ramping, or with photographers' flashes,
+and consecutive shots sometimes on the same background (only the people change). Then:
+
+1. Cut detection alone, per PySceneDetect detector and threshold: precision, recall and F1
+   of the cuts found (a cut counts when found within one analysed frame), every frame and
+   ``--every 3``; cost per frame.
+2. The whole pipeline (``Recognizer.stream`` with its defaults): tracks that cross a cut
+   (must be 0), persons found against people shown, person purity (each face row's person
+   against the actor at that place), and the time per frame with descriptors.
+
+    python benchmarks/shot_cuts.py [--clips 4] [--out /tmp/emolens-cuts] [--faces-multi PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, pin_threads  # noqa: E402
+from persons import FACES_MULTI, labelled_face_crops  # noqa: E402
+
+SIZE = (640, 480)
+FPS = 30.0
+
+
+def make_clips(crops, n_clips: int, out: Path, seed: int = 0):
+    from emolens.testing.clips import Actor, Shot, write_edited_clip
+
+    rng = random.Random(seed)
+    by_person = defaultdict(list)
+    for image, label in crops:
+        by_person[label].append(image)
+    people = sorted(by_person)
+    clips = []
+    for c in range(n_clips):
+        shots, background = [], rng.randrange(1000)
+        for k in range(6):
+            seconds = rng.choice([2.0, 3.0, 4.0])
+            cast = rng.sample(people, rng.choice([1, 1, 2, 3]))
+            side = {1: 240, 2: 200, 3: 170}[len(cast)]
+            actors = []
+            for i, who in enumerate(cast):
+                cx = SIZE[0] * (i + 1) / (len(cast) + 1)
+                cy = SIZE[1] * 0.5 + rng.uniform(-30, 30)
+                drift = rng.uniform(-40, 40)
+                actors.append(Actor(rng.choice(by_person[who]), [(0.0, cx, cy, side), (seconds, cx + drift, cy, side * rng.uniform(0.9, 1.1))]))
+            if rng.random() > 0.3:
+                background = rng.randrange(1000)      # else: same set, other people (shot / reverse shot)
+            look = rng.choice(["plain", "plain", "pan", "dim", "ramp", "flash"])
+            shots.append(Shot(actors, seconds, seed=background, people=cast,
+                              pan=rng.choice([-90.0, 90.0]) if look == "pan" else 0.0,
+                              brightness=0.45 if look == "dim" else 1.0,
+                              ramp=0.5 if look == "ramp" else None,
+                              flash=[seconds / 2] if look == "flash" else ()))
+        info = write_edited_clip(out / f"cuts{c}.mp4", shots, SIZE, FPS)
+        clips.append((info, shots))
+    return clips
+
+
+def decoded_frames(path: Path, every: int = 1):
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            yield i, i / FPS, frame
+        i += 1
+    cap.release()
+
+
+def cut_scores(found: list[int], truth: list[int], tolerance: int) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) matching each true cut at most once."""
+    left = list(truth)
+    tp = 0
+    for f in found:
+        near = [t for t in left if abs(f - t) <= tolerance]
+        if near:
+            left.remove(near[0])
+            tp += 1
+    return tp, len(found) - tp, len(left)
+
+
+def truth_person(shots, info, index: int, box) -> str | None:
+    """The person whose actor is nearest the box centre at frame ``index`` (None: no actor there)."""
+    t = index / FPS
+    k = max(i for i, s in enumerate(info.shot_starts) if s <= t + 1e-9)
+    shot, local = shots[k], t - info.shot_starts[k]
+    x, y, w, h = box
+    best, who = None, None
+    for actor, person in zip(shot.actors, shot.people):
+        pose = actor.pose(local)
+        if pose is None:
+            continue
+        d = np.hypot(x + w / 2 - pose[0], y + h / 2 - pose[1])
+        if d < pose[2] / 2 and (best is None or d < best):
+            best, who = d, person
+    return who
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/emolens-cuts"))
+    ap.add_argument("--faces-multi", type=Path, default=FACES_MULTI)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-pipeline", action="store_true", help="cut detection only")
+    args = ap.parse_args()
+    pin_threads(args.threads)
+    from emolens.people.shots import ShotDetector
+
+    picture = args.faces_multi / "images" / "bald_guys.jpg"
+    if not picture.is_file():
+        raise SystemExit(f"{picture} not found; pass --faces-multi PATH")
+    crops = labelled_face_crops(picture)
+    clips = make_clips(crops, args.clips, args.out)
+    n_cuts = sum(len(info.cuts) for info, _ in clips)
+    n_frames = sum(info.frames for info, _ in clips)
+    print(f"{len(clips)} clips, {n_frames} frames, {n_cuts} cuts; shots: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(Counter(
+              "pan" if s.pan else "dim" if s.brightness < 1 else "ramp" if s.ramp else "flash" if s.flash else "plain"
+              for _, shots in clips for s in shots).items())))
+
+    grid = [("content", 12.0), ("content", 18.0), ("content", 27.0), ("content", 36.0), ("histogram", 0.1),
+            ("histogram", 0.2), ("hash", 0.08), ("hash", 0.1), ("hash", 0.15), ("hash", 0.2), ("hash", 0.25), ("hash", 0.35), ("hash", 0.45)]
+    rows = []
+    for every in (1, 3):
+        frames = {info.path: list(decoded_frames(info.path, every)) for info, _ in clips}
+        for method, threshold in grid:
+            tp = fp = fn = 0
+            spent = 0.0
+            for info, _ in clips:
+                det = ShotDetector(method, threshold)
+                t0 = time.perf_counter()
+                for index, ts, image in frames[info.path]:
+                    det.update(image, index, ts)
+                spent += time.perf_counter() - t0
+                a, b, c = cut_scores([ch.index for ch in det.changes], info.cuts, every)
+                tp, fp, fn = tp + a, fp + b, fn + c
+            p = tp / max(tp + fp, 1)
+            r = tp / max(tp + fn, 1)
+            f1 = 2 * p * r / max(p + r, 1e-9)
+            per_frame = spent / sum(len(v) for v in frames.values()) * 1000
+            rows.append([every, method, threshold, tp, fp, fn, f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}", f"{per_frame:.2f}"])
+    print(markdown_table(["every", "detector", "threshold", "cuts found", "false cuts", "missed", "precision",
+                          "recall", "F1", "ms/frame"], rows))
+    if args.skip_pipeline:
+        return
+
+    from emolens import Recognizer
+
+    rec = Recognizer(threads=args.threads)
+    rows = []
+    for info, shots in clips:
+        track_frames = defaultdict(list)
+        person_truth = defaultdict(Counter)
+        seconds, processed = [], 0
+        for result in rec.stream(str(info.path)):
+            processed += 1
+            seconds.append(result.seconds)
+            for face in result.faces:
+                track_frames[face.track_id].append(result.index)
+                who = truth_person(shots, info, result.index, face.box)
+                if face.person is not None and who is not None:
+                    person_truth[face.person][who] += 1
+        crossing = sum(1 for fr in track_frames.values() if any(min(fr) < c <= max(fr) for c in info.cuts))
+        shown = {p for s in shots for p in s.people}
+        rows_total = sum(sum(c.values()) for c in person_truth.values())
+        purity = sum(max(c.values()) for c in person_truth.values()) / max(rows_total, 1)
+        true_to_found = defaultdict(set)
+        for pid, c in person_truth.items():
+            true_to_found[c.most_common(1)[0][0]].add(pid)
+        split = sum(len(v) - 1 for v in true_to_found.values())
+        rows.append([info.path.name, info.frames, len(info.cuts), len(track_frames), crossing, len(shown),
+                     len(person_truth), split, f"{purity:.3f}", f"{np.mean(seconds) * 1000:.1f}",
+                     f"{np.percentile(seconds, 99) * 1000:.1f}"])
+    print(markdown_table(["clip", "frames", "cuts", "tracks", "tracks crossing a cut", "people shown", "persons found",
+                          "extra persons (a person split)", "person purity", "ms/frame mean", "ms/frame p99"], rows))
+
+
+if __name__ == "__main__":
+    main()
