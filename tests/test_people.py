@@ -124,7 +124,8 @@ def test_frontal_flag():
 
     assert is_frontal(HeadPose(10, 5, 0))
     assert not is_frontal(HeadPose(50, 0, 0))
-    assert not is_frontal(HeadPose(0, 40, 0))
+    assert is_frontal(HeadPose(0, 40, 0))                 # pitch is not used by default
+    assert not is_frontal(HeadPose(0, 40, 0), max_pitch=25)
     assert not is_frontal(None)
 
 
