@@ -19,11 +19,12 @@ from typing import Sequence
 
 import numpy as np
 
+from emolens import options
 from emolens.emotions import EMOTIONS
 from emolens.faces.align import DEFAULT_CROP, CropSpec, crop_face, get_crop
 from emolens.faces.detect import DEFAULT_DETECTOR, Detection, FaceDetector, detect_faces, get_detector
 from emolens.faces.landmarks import MIN_LANDMARK_FACE, LandmarkPredictor
-from emolens.images import read_image, read_image_scaled, to_bgr8, to_grey
+from emolens.images import ImageError, read_image, read_image_scaled, to_bgr8, to_grey
 from emolens.people.pose import HeadPose, head_pose, is_frontal, landmark_fit
 
 
@@ -123,6 +124,10 @@ class Recognizer:
                  threads: int | None = None):
         from emolens.runtime import EmotionModel
 
+        checked = options.check_all(max_faces=max_faces, min_face=min_face, detect_side=detect_side, threads=threads)
+        max_faces, min_face, detect_side, threads = checked.values()
+        if color not in ("bgr", "rgb"):
+            raise ValueError(f"color must be 'bgr' or 'rgb', got {color!r}")
         if model is None or isinstance(model, (str, Path)):
             self.model = EmotionModel(model, threads=threads)
         else:  # an EmotionModel, or anything with its interface (input_size, __call__)
@@ -249,7 +254,7 @@ class Recognizer:
         return self.classify(self.locate(image, color))
 
     def stream(self, source, every: int = 1, realtime: bool = False, detect_every: int | None = None,
-               half_life: float | None = None, max_missed: int | None = None, **options):
+               half_life: float | None = None, max_missed: int | None = None, **more):
         """Faces and emotions frame by frame in a video file, a camera or a ``emolens.video.FrameSource``.
 
         ``source``: a file path, a camera number (``0``), a ``FrameSource``, or an iterable of
@@ -267,8 +272,12 @@ class Recognizer:
 
         tuning = {k: v for k, v in (("detect_every", detect_every), ("half_life", half_life),
                                     ("max_missed", max_missed)) if v is not None}
-        return video.stream(self, source, every=every, realtime=realtime, color=options.pop("color", "bgr"),
-                            **tuning, **options)
+        tuning = options.check_all(**tuning)        # every range in one place (emolens.options)
+        every = options.check("every", every)
+        if not isinstance(source, (str, Path, int, video.FrameSource)) and hasattr(source, "__iter__"):
+            source = _checked_frames(source)        # an empty array names its frame, not a cv2 assertion
+        return video.stream(self, source, every=every, realtime=realtime, color=more.pop("color", "bgr"),
+                            **tuning, **more)
 
     def _grey(self, image, color: str | None) -> np.ndarray:
         if isinstance(image, (str, Path)):
@@ -281,3 +290,16 @@ class Recognizer:
         if isinstance(image, (str, Path)):
             return read_image(image)
         return to_bgr8(image, color)
+
+
+def _checked_frames(frames):
+    """The frames of an iterable, each refused with its number when it holds no pixel (or is None)."""
+    from emolens.video import Frame
+
+    for i, item in enumerate(frames):
+        image = item.image if isinstance(item, Frame) else item
+        if image is None or np.asarray(image).size == 0:
+            shape = "None" if image is None else f"shape {np.asarray(image).shape}"
+            raise ImageError(f"frame {item.index if isinstance(item, Frame) else i}: an empty frame ({shape}); "
+                             "a stream needs pictures with pixels (check the camera or the code making the frames)")
+        yield item

@@ -58,6 +58,7 @@ LOOK_SIDE = 0.6    # boxes at least this fraction of the picture's longer side g
 LOOK_SCORE = 0.8   # ... when they score under this
 LOOK_CROP = 1.6    # side of the second look's crop / side of the box
 TILE_MAX_SIDE = 0.6  # largest box a tile may report, as a fraction of the tile's side
+MIN_TILE = 32        # tiles narrower than this are not searched (a 640 x 1 strip once made 640 tiles)
 
 
 def ssd_anchors(size: int = INPUT_SIZE, strides=STRIDES) -> np.ndarray:
@@ -204,13 +205,17 @@ class BlazeFaceDetector(FaceDetector):
         if max(box[2], box[3]) < LOOK_SIDE * max(h, w) or score >= LOOK_SCORE:
             return True
         side = int(round(LOOK_CROP * max(box[2], box[3])))
+        if not 0 < side <= LOOK_CROP * 2 * max(h, w):   # a box far larger than the picture is no face
+            return False
         x0 = int(round(box[0] + box[2] / 2 - side / 2))
         y0 = int(round(box[1] + box[3] / 2 - side / 2))
-        pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-        if pad:
-            grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        crop = np.ascontiguousarray(grey[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side])
-        again, _, _ = self._run(crop)
+        # The crop, with the picture's edge replicated where it reaches outside: side x side pixels, no more.
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return False
+        crop = cv2.copyMakeBorder(grey[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1,
+                                  cv2.BORDER_REPLICATE)
+        again, _, _ = self._run(np.ascontiguousarray(crop))
         ref = (box[0] - x0, box[1] - y0, box[2], box[3])
         return any(_iou(b, ref) > 0.5 for b in again)
 
@@ -250,6 +255,8 @@ class _TiledSearch(FaceDetector):
         h, w = grey.shape
         side = min(h, w, max(INPUT_SIZE, round(max(h, w) / 2)))
         if max(h, w) < 2 * INPUT_SIZE:  # the whole picture already ran at (nearly) full resolution
+            return []
+        if side < MIN_TILE:             # a strip too narrow to hold a face the model finds
             return []
         boxes, scores, kps = [], [], []
         for x, y in tile_grid(h, w, side):

@@ -7,7 +7,8 @@ does not depend on the backend:
 - a large image is detected on a downscaled copy (longest side ``max_side``) and the
   boxes are scaled back, so a 20000 x 20000 picture costs what a 640 px one does;
 - when nothing is found, a second chance runs on the image padded with a border (and
-  enlarged when small): a face that fills the whole picture, as in tightly cropped
+  enlarged when small, up to ``max_side``, so its size is bounded whatever the picture's
+  shape): a face that fills the whole picture, as in tightly cropped
   portraits, is found far more often with some background around it. ``retry=False``
   (to the constructor, or to one call) skips it: video frames, where a face rarely
   fills the picture and the retry would double the cost of every frame without a face.
@@ -79,12 +80,17 @@ class FaceDetector:
         scale = min(1.0, self.max_side / max(h, w))
         small = grey if scale == 1.0 else cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                      interpolation=cv2.INTER_AREA)
+        if min(small.shape) < 8:   # a strip over 80 times longer than wide: no face to find at this size
+            return []
         found = self._detect(small)
         offset = 0.0
         if not found and (self.retry if retry is None else retry) and self.retry_pad > 0:
-            # Second chance: border around the picture, enlarged when small.
+            # Second chance: border around the picture, enlarged when small, but never past the
+            # detection size: the padded picture's side is at most (1 + 2 * retry_pad) times
+            # max(max_side, retry_min_side), whatever its shape (a 10000 x 20 strip once asked for 22 GB).
             sh, sw = small.shape
-            grow = max(1.0, self.retry_min_side / min(sh, sw))
+            limit = max(self.max_side, self.retry_min_side)
+            grow = min(max(1.0, self.retry_min_side / min(sh, sw)), max(1.0, limit / max(sh, sw)))
             if grow > 1.0:
                 small = cv2.resize(small, (round(sw * grow), round(sh * grow)), interpolation=cv2.INTER_LINEAR)
                 scale *= grow
