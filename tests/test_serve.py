@@ -25,6 +25,7 @@ from typer.testing import CliRunner  # noqa: E402
 with warnings.catch_warnings():   # Starlette now prefers the httpx2 fork; httpx works the same here
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
+    from starlette.testclient import WebSocketDenialResponse  # noqa: E402
 
 from emolens.cli import app as cli_app  # noqa: E402
 from emolens.emotions import EMOTIONS  # noqa: E402
@@ -378,10 +379,11 @@ def test_stream_refuses_other_origins_bad_options_and_too_many_streams(engine, c
     with client.websocket_connect("/v1/stream", headers={"origin": "http://testserver"}) as ws:
         ws.send_bytes(face_frames(1)[0])
         assert "faces" in ws.receive_json()
-    with pytest.raises(WebSocketDisconnect) as info:
+    with pytest.raises(WebSocketDenialResponse) as denied:   # a bad option is 422 naming it, not 403
         with client.websocket_connect("/v1/stream?detect_every=0") as ws:
             ws.receive_json()
-    assert info.value.code == 1008
+    assert denied.value.status_code == 422
+    assert denied.value.json()["detail"] == "detect_every must be an integer from 1 to 1000 (analysed frames), got '0'"
     one = client_for(engine, max_streams=1)
     with one.websocket_connect("/v1/stream") as first:
         first.send_bytes(face_frames(1)[0])

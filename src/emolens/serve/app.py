@@ -4,11 +4,20 @@ Routes: ``POST /v1/analyze``, ``WS /v1/stream``, ``GET /v1/health``, ``GET /v1/m
 the page (``/`` and ``/static/*``), and the API docs (``/docs``, ``/openapi.json``) with
 Swagger UI's files served from the ``fastapi-offline`` package: nothing is fetched from
 the internet. Analysis runs in the engine's worker threads, never on the event loop,
-so ``/v1/health`` answers while the workers are busy.
+so ``/v1/health`` answers while the workers are busy; multipart bodies are parsed off the
+loop too, and at most ``MAX_PARTS`` parts are read.
+
+Limits (each answered with a status and a sentence saying what to do): request bodies
+over ``max_upload_bytes`` (413); bodies held in memory, all requests together, over
+``max_buffered_bytes`` (503 with Retry-After: uploads never pile up in memory); pictures
+that would decode to more than ``max_pixels`` (413, the limit of every decode path,
+``emolens.images.MAX_PIXELS``); more than ``max_pending`` analyses waiting (503); a client
+that goes away mid-upload gets one log line, no traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -18,22 +27,25 @@ from typing import Any, Literal, Optional
 
 from fastapi import FastAPI, HTTPException, Query, Request, Security, WebSocket
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from emolens import __version__
 from emolens.emotions import EMOTIONS
 from emolens.faces.detect import list_detectors
-from emolens.images import ImageError
-from emolens.serve.engine import Engine, PictureTooLarge, ServeConfig
+from emolens import options
+from emolens.images import ImageError, PictureTooLarge
+from emolens.serve.engine import MULTIPART_SLACK, ByteBudget, Engine, ServeConfig
 from emolens.serve.security import ApiKeyMiddleware
 from emolens.serve.stream import StreamSession
 from emolens.video import DEFAULT_DETECT_EVERY, DEFAULT_HALF_LIFE, DEFAULT_MAX_MISSED
 
 STATIC = Path(__file__).resolve().parent / "static"
-MULTIPART_SLACK = 64 * 1024          # multipart headers and boundaries on top of the picture's bytes
+MAX_PARTS = 16                       # multipart parts read per request (a picture needs one)
+MAX_PART_HEADER_BYTES = 16 * 1024    # header bytes per part
 RAW_TYPES = ("image/", "application/octet-stream")
 log = logging.getLogger("emolens.serve")
 access_log = logging.getLogger("emolens.serve.access")
@@ -89,7 +101,8 @@ ANALYZE_ERRORS = {
     413: {"model": ErrorOut, "description": "upload larger than the server's limit, or too many pixels"},
     415: {"model": ErrorOut, "description": "not multipart/form-data, image/* or application/octet-stream"},
     422: {"model": ErrorOut, "description": "not a decodable picture, no file part, or bad query options"},
-    503: {"model": ErrorOut, "description": "too many analyses waiting; retry after the Retry-After delay"},
+    503: {"model": ErrorOut, "description": "too many analyses waiting, or too many uploads in memory; retry "
+                                            "after the Retry-After delay"},
 }
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 ANALYZE_BODY = {"requestBody": {"required": True, "content": {
@@ -106,7 +119,13 @@ DESCRIPTION = """Emotion recognition on faces: the same pipeline as `emolens pre
 * `WS /v1/stream` (WebSocket, not shown below): send camera frames as binary JPEG messages, receive
   one JSON message per analysed frame with track ids and smoothed scores. Frames arriving while one is
   analysed are dropped (latest frame wins). Options as query parameters: `detector`, `align`,
-  `detect_every`, `half_life`, `max_missed`.
+  `detect_every` (1-1000), `half_life` (0-60 s), `max_missed` (0-100000); a bad value is refused with
+  HTTP 422 naming it. A stream with no message for the server's idle time (default 30 s) is closed
+  with code 4408.
+
+Limits: uploads over the server's size limit (default 10 MB) or that would decode to more than
+50 M pixels get 413; when the uploads held in memory reach the server's budget, or too many analyses
+wait, new ones get 503 with `Retry-After`.
 
 When the server has an API key, every request needs it: header `X-API-Key` (or `Authorization: Bearer`),
 or `?api_key=` (browsers then get a cookie). Click *Authorize* to try the API here with a key.
@@ -130,6 +149,8 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                   swagger_ui_parameters={"validatorUrl": None})
     app.state.engine = engine
     app.state.config = config
+    budget = ByteBudget(config.max_buffered_bytes)
+    app.state.budget = budget
     # The key is enforced by ApiKeyMiddleware on every route; this documents it (when there is one)
     # so that Swagger UI offers "Authorize" and the schema tells clients what to send.
     secured = [Security(APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -155,20 +176,35 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
             raise HTTPException(503, "server busy: too many analyses waiting; retry shortly",
                                 headers={"Retry-After": "1"})
         limit = config.max_upload_bytes
-        body = await read_body(request, limit + (MULTIPART_SLACK if multipart else 0), limit)
-        name = "upload"
-        if multipart:
-            name, body = picture_part(body, content_type)
-        if len(body) > limit:
-            raise HTTPException(413, too_large(len(body), limit))
+        cap = limit + (MULTIPART_SLACK if multipart else 0)
+        declared = declared_length(request)
+        if declared is not None and declared > cap:
+            raise HTTPException(413, too_large(declared, limit))
+        reserved = cap if declared is None else declared
+        if not budget.take(reserved):
+            raise HTTPException(503, f"server busy: {budget.used >> 20} MB of uploads are already in memory "
+                                     f"(limit {budget.limit >> 20} MB); retry shortly", headers={"Retry-After": "1"})
         try:
-            result = await engine.run(engine.analyze_bytes, body, name,
-                                      detector.value if detector is not None else None, align, config.max_pixels)
-        except PictureTooLarge as exc:
-            raise HTTPException(413, str(exc)) from None
-        except ImageError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return JSONResponse(result)
+            try:
+                body = await read_body(request, reserved, limit)
+            except ClientDisconnect:
+                log.info("client went away during the upload (%s %s)", request.method, request.url.path)
+                return Response(status_code=499)      # nobody reads it; the access log says what happened
+            name = "upload"
+            if multipart:                             # parsed in a thread: many small parts cost time
+                name, body = await asyncio.to_thread(picture_part, body, content_type)
+            if len(body) > limit:
+                raise HTTPException(413, too_large(len(body), limit))
+            try:
+                result = await engine.run(engine.analyze_bytes, body, name,
+                                          detector.value if detector is not None else None, align, config.max_pixels)
+            except PictureTooLarge as exc:
+                raise HTTPException(413, str(exc)) from None
+            except ImageError as exc:
+                raise HTTPException(422, str(exc)) from None
+            return JSONResponse(result)
+        finally:
+            budget.give(reserved)
 
     @app.get("/v1/health", response_model=Health, responses=ERRORS, summary="Liveness and load", tags=["api"],
              dependencies=secured)
@@ -183,16 +219,14 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
         return JSONResponse(engine.model.card)
 
     @app.websocket("/v1/stream")
-    async def stream(
-        websocket: WebSocket,
-        detector: Optional[DetectorName] = Query(None),
-        align: bool = Query(True),
-        detect_every: int = Query(DEFAULT_DETECT_EVERY, ge=1, le=100),
-        half_life: float = Query(DEFAULT_HALF_LIFE, ge=0.0, le=60.0),
-        max_missed: int = Query(DEFAULT_MAX_MISSED, ge=0, le=1000),
-    ):
-        session = StreamSession(websocket, engine, config, detector.value if detector is not None else None, align,
-                                detect_every=detect_every, half_life=half_life, max_missed=max_missed)
+    async def stream(websocket: WebSocket):
+        # Query values are checked here, not by FastAPI, whose refusal (close 1008 before the
+        # handshake) reads as HTTP 403, an API-key failure: a bad value gets 422 naming it.
+        try:
+            choice = stream_options(websocket.query_params)
+        except options.OptionError as exc:
+            return await refuse_websocket(websocket, str(exc))
+        session = StreamSession(websocket, engine, config, choice.pop("detector"), choice.pop("align"), **choice)
         await session.run()
 
     # -- page and docs -------------------------------------------------------------------
@@ -234,11 +268,20 @@ def too_large(size: int, limit: int) -> str:
             "send a smaller (or more compressed) picture")
 
 
-async def read_body(request: Request, limit: int, picture_limit: int) -> bytes:
-    """The request body, in memory, refused with 413 as soon as it passes ``limit`` bytes."""
+def declared_length(request: Request) -> int | None:
+    """The Content-Length a request declares (None: none, or not a number)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, too_large(int(declared), picture_limit))
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+async def read_body(request: Request, limit: int, picture_limit: int) -> bytes:
+    """The request body, in memory, refused with 413 as soon as it passes ``limit`` bytes.
+
+    Raises ``ClientDisconnect`` when the client goes away before the end.
+    """
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
+        raise HTTPException(413, too_large(declared, picture_limit))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -246,6 +289,37 @@ async def read_body(request: Request, limit: int, picture_limit: int) -> bytes:
             raise HTTPException(413, too_large(size, picture_limit))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+BOOLEAN = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def stream_options(query) -> dict:
+    """``WS /v1/stream``'s query parameters, checked (``emolens.options``): detector, align and tracking."""
+    detector = query.get("detector")
+    if detector is not None:
+        name = DetectorName._missing_(detector)
+        if name is None:
+            raise options.OptionError("detector", detector, f"one of {', '.join(list_detectors())}")
+        detector = name.value
+    align_text = query.get("align")
+    align = True if align_text is None else BOOLEAN.get(align_text.strip().lower())
+    if align is None:
+        raise options.OptionError("align", align_text, "true or false")
+    return {"detector": detector, "align": align,
+            "detect_every": options.parse("detect_every", query.get("detect_every"), DEFAULT_DETECT_EVERY),
+            "half_life": options.parse("half_life", query.get("half_life"), DEFAULT_HALF_LIFE),
+            "max_missed": options.parse("max_missed", query.get("max_missed"), DEFAULT_MAX_MISSED)}
+
+
+async def refuse_websocket(websocket: WebSocket, reason: str) -> None:
+    """HTTP 422 instead of the handshake, with the reason as JSON ``detail`` (where the server can send
+    it: uvicorn can); elsewhere accept and close at once with 1008 and the reason."""
+    try:
+        await websocket.send_denial_response(JSONResponse({"detail": reason}, status_code=422))
+    except RuntimeError:
+        await websocket.accept()
+        await websocket.close(code=1008, reason=reason.encode()[:123].decode(errors="ignore"))
 
 
 def picture_part(body: bytes, content_type: str) -> tuple[str, bytes]:
@@ -260,16 +334,29 @@ def picture_part(body: bytes, content_type: str) -> tuple[str, bytes]:
     if not boundary:
         raise HTTPException(422, "multipart/form-data without a boundary; let your HTTP client build the body")
     parts: list[dict] = []
-    state: dict = {}
+    state: dict = {"count": 0}
 
     def on_part_begin():
-        state["part"] = {"headers": {}, "data": []}
+        state["count"] += 1
+        if state["count"] > MAX_PARTS:
+            raise TooManyParts(f"multipart body with more than {MAX_PARTS} parts; send the picture alone "
+                               "in a field named 'file'")
+        state["part"] = {"headers": {}, "data": [], "header_bytes": 0}
         state["field"] = b""
 
+    def count_header(n: int) -> None:
+        part = state["part"]
+        part["header_bytes"] += n
+        if part["header_bytes"] > MAX_PART_HEADER_BYTES:
+            raise TooManyParts(f"multipart part headers over {MAX_PART_HEADER_BYTES} bytes; let your HTTP client "
+                               "build the body")
+
     def on_header_field(data, start, end):
+        count_header(end - start)
         state["field"] += data[start:end]
 
     def on_header_value(data, start, end):
+        count_header(end - start)
         part = state["part"]
         name = state["field"].lower()
         part["headers"][name] = part["headers"].get(name, b"") + data[start:end]
@@ -289,6 +376,8 @@ def picture_part(body: bytes, content_type: str) -> tuple[str, bytes]:
     try:
         parser.write(body)
         parser.finalize()
+    except TooManyParts as exc:
+        raise HTTPException(422, str(exc)) from None
     except Exception as exc:  # python-multipart raises its own error types for malformed bodies
         raise HTTPException(422, f"malformed multipart body ({exc})") from None
     chosen = None
@@ -308,6 +397,10 @@ def picture_part(body: bytes, content_type: str) -> tuple[str, bytes]:
         raise HTTPException(415, f"the 'file' part is {mime!r}, not a picture (image/* or application/octet-stream)")
     name = Path(chosen["filename"].replace("\\", "/")).name or "upload"
     return name, b"".join(chosen["data"])
+
+
+class TooManyParts(Exception):
+    """Raised from the multipart parser's callbacks to stop it early."""
 
 
 class AccessLog:

@@ -20,7 +20,7 @@ import hmac
 import ipaddress
 import json
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 COOKIE = "emolens_key"
 HEADER = "x-api-key"
@@ -39,12 +39,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class ApiKeyError(ValueError):
+    """A key that cannot be used (blank, unprintable, an unreadable key file); the message says what to do."""
+
+
+def normalize_api_key(key: str | None) -> str | None:
+    """The one place deciding whether there is a key: None (no key) or the key, surrounding blanks removed.
+
+    A key that is blank (``--api-key " "``, ``EMOLENS_API_KEY=" "``, an empty key file) is an
+    error, never "no key": read as no key, it would open a public server to everyone.
+    ``ServeConfig``, the bind check and the middleware all see the key this returns.
+    """
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ApiKeyError(f"the API key must be text, got {type(key).__name__}")
+    stripped = key.strip()
+    if not stripped:
+        raise ApiKeyError("the API key is blank; set a real key (e.g. from `python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(24))'`), or unset --api-key / EMOLENS_API_KEY to serve "
+                          "this machine only")
+    if not stripped.isascii() or not stripped.isprintable():
+        raise ApiKeyError("the API key must be printable ASCII (HTTP headers carry no other characters reliably); "
+                          "choose another key")
+    return stripped
+
+
+def read_api_key_file(path) -> str:
+    """The key in a file (its one line; a trailing newline is fine), checked by ``normalize_api_key``."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ApiKeyError(f"{path}: cannot read the API key file ({why}); check the path") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        raise ApiKeyError(f"{path}: the API key file holds {len(lines)} lines; put the key alone on one line")
+    try:
+        key = normalize_api_key(text)
+    except ApiKeyError as exc:
+        raise ApiKeyError(f"{path}: {exc}") from None
+    return key
+
+
 def bind_problem(host: str, api_key: str | None, insecure: bool) -> str | None:
-    """Why the server must not bind ``host`` (None when it may)."""
-    if is_loopback(host) or api_key or insecure:
+    """Why the server must not bind ``host`` (None when it may). A blank key raises ``ApiKeyError``."""
+    if is_loopback(host) or normalize_api_key(api_key) is not None or insecure:
         return None
     return (f"refusing to listen on {host}: it is reachable from other machines and no API key is set. "
-            "Set one with --api-key KEY (or the EMOLENS_API_KEY environment variable) and give it to the "
+            "Set one with --api-key-file PATH (or the EMOLENS_API_KEY environment variable) and give it to the "
             "clients (header X-API-Key), or pass --insecure to serve without a key anyway, "
             "or keep the default --host 127.0.0.1 (this machine only).")
 
@@ -111,7 +157,7 @@ class ApiKeyMiddleware:
 
     def __init__(self, app, api_key: str | None):
         self.app = app
-        self.api_key = api_key
+        self.api_key = normalize_api_key(api_key)
 
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
@@ -159,9 +205,11 @@ async def _login_redirect(scope, send, key: str) -> None:
     """Set the cookie and send the browser to the same URL without the key."""
     rest = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             if k != QUERY]
-    location = scope.get("root_path", "") + scope["path"] + (f"?{urlencode(rest)}" if rest else "")
+    # The path arrives decoded (``/€``); a Location header is ASCII, so it goes back percent-encoded.
+    path = quote(scope.get("root_path", "") + scope["path"], safe="/:@!$&'()*+,;=-._~")
+    location = path + (f"?{urlencode(rest)}" if rest else "")
     cookie = f"{COOKIE}={cookie_value(key)}; Path=/; HttpOnly; SameSite=Strict"
     await send({"type": "http.response.start", "status": 303,
-                "headers": [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode()),
+                "headers": [(b"location", location.encode("ascii")), (b"set-cookie", cookie.encode()),
                             (b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": b""})

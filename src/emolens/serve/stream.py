@@ -14,14 +14,22 @@ the JSON of ``emolens.video.FrameResult.to_dict()`` plus a few fields::
      "width": 640, "height": 480,   # the decoded frame (box coordinates are in its pixels)
      "seconds": 0.012}              # analysis time of this frame
 
-A frame that cannot be decoded is answered with ``{"frame": n, "error": "..."}`` and the
-stream goes on. **Latest frame wins**: while a frame is analysed, the newest frame that
-arrives waits and older waiting ones are dropped (counted in ``dropped``), so a client
-sending faster than the server analyses never builds a queue. A message larger than the
-server's limit closes the connection with code 1009; too many open streams: 1013.
+A frame that cannot be decoded (or holds more pixels than the server decodes) is answered
+with ``{"frame": n, "error": "..."}`` and the stream goes on. **Latest frame wins**: while a
+frame is analysed, the newest frame that arrives waits and older waiting ones are dropped
+(counted in ``dropped``), so a client sending faster than the server analyses never builds
+a queue.
+
+Closing codes: 1009, a message larger than the server's limit (``--ws-max-mb``); 1013, too
+many open streams (``--max-streams``), try again later; 4408, no message for
+``--ws-idle-seconds`` (default 30; a reply the client does not read for as long counts too),
+so idle connections cannot hold the stream slots. Each close carries a reason in words.
 
 Query options: ``detector``, ``align``, ``detect_every``, ``half_life``, ``max_missed``
-(as ``emolens video``).
+(as ``emolens video``, ranges from ``emolens.options``). A bad value is refused before the
+handshake completes with HTTP 422 and a JSON ``detail`` naming the parameter and its range
+(where the server cannot send that, the stream opens and closes at once with 1008 and the
+same words as the reason); a missing or wrong API key is 401 / 403.
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from emolens.images import ImageError
-from emolens.serve.engine import Engine, PictureTooLarge, ServeConfig
+from emolens.serve.engine import Engine, ServeConfig
 
 log = logging.getLogger("emolens.serve")
+IDLE_CLOSE = 4408      # no message (or no reply read) for ws_idle_seconds: 4000 + HTTP 408 Request Timeout
 
 
 class StreamSession:
@@ -89,21 +98,25 @@ class StreamSession:
             engine.streams -= 1
 
     def _make_tracker(self):
-        from emolens.video import FaceTracker
-
-        return FaceTracker(self.engine.recognizer(self.detector, self.align), **self.tracking)
+        return self.engine.tracker(self.detector, self.align, **self.tracking)
 
     async def _receive(self) -> None:
         limit = self.config.ws_max_bytes
+        idle = self.config.ws_idle_seconds
         while True:
-            message = await self.ws.receive()
+            try:
+                message = await asyncio.wait_for(self.ws.receive(), timeout=idle)
+            except asyncio.TimeoutError:
+                await self._close(IDLE_CLOSE, f"no frame for {idle:g} s: closed to free the stream for others; "
+                                              "reconnect to go on")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes")
             text = message.get("text")
             size = len(data) if data is not None else len((text or "").encode())
             if size > limit:
-                await self.ws.close(code=1009, reason=f"message of {size} bytes is over the {limit}-byte limit")
+                await self._close(1009, f"message of {size} bytes is over the {limit}-byte limit")
                 return
             if data is None:
                 await self._send({"error": "send frames as binary messages (JPEG bytes), not text"})
@@ -127,7 +140,7 @@ class StreamSession:
             drops, self.waiting_drops = self.waiting_drops, 0
             try:
                 reply = await self.engine.run(self._analyze, index, t, data, drops)
-            except (ImageError, PictureTooLarge) as exc:
+            except ImageError as exc:          # PictureTooLarge too
                 reply = {"frame": index, "error": str(exc)}
             except Exception as exc:  # keep the stream alive; the client sees what failed
                 log.exception("stream frame %d failed", index)
@@ -148,9 +161,21 @@ class StreamSession:
         return out
 
     async def _send(self, payload: dict) -> bool:
+        """Send one reply; False when the client is gone or has not read replies for ``ws_idle_seconds``."""
         try:
-            await self.ws.send_json(payload)
+            await asyncio.wait_for(self.ws.send_json(payload), timeout=self.config.ws_idle_seconds)
             return True
+        except asyncio.TimeoutError:
+            self.closed = True
+            self._ready.set()
+            await self._close(IDLE_CLOSE, f"replies not read for {self.config.ws_idle_seconds:g} s; reconnect to go on")
+            return False
         except (WebSocketDisconnect, RuntimeError, OSError):
             self.closed = True
             return False
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Close with a code and a reason (at most 123 bytes, the protocol's limit), if still open."""
+        reason = reason.encode()[:123].decode(errors="ignore")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=code, reason=reason), timeout=5)
