@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from emolens.emotions import EMOTIONS
+from emolens.options import cli_check as _in_range  # every numeric option's range: emolens.options
 
 app = typer.Typer(
     help="Emotion recognition on faces: photos, video, live camera. Train, evaluate and export models.",
@@ -230,7 +231,8 @@ def predict_command(
                                        "(overrides --align)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
                                          "(default: the shipped model)."),
-    max_faces: Optional[int] = typer.Option(None, help="Keep only the N largest faces per picture."),
+    max_faces: Optional[int] = typer.Option(None, callback=_in_range("max_faces"),
+                                            help="Keep only the N largest faces per picture."),
 ) -> None:
     """Find faces in pictures and recognise their emotions.
 
@@ -316,24 +318,27 @@ def video_command(
                                         "per face."),
     show: bool = typer.Option(False, "--show", help="Show a live window (needs a display and OpenCV with a "
                               "GUI; q or Esc stops)."),
-    every: int = typer.Option(1, "--every", min=1, help="Analyse every Nth frame of a file."),
+    every: int = typer.Option(1, "--every", callback=_in_range("every"),
+                              help="Analyse every Nth frame of a file."),
     realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own speed and drop frames when "
                                   "analysis lags, as with a camera."),
-    detect_every: int = typer.Option(5, "--detect-every", min=1, help="Run the face detector every N analysed "
-                                     "frames; faces are followed by their landmarks in between (1: detect on "
-                                     "every frame)."),
-    half_life: float = typer.Option(0.5, "--half-life", min=0.0, help="Smoothing half-life in seconds "
-                                    "(0: no smoothing)."),
-    max_missed: int = typer.Option(15, "--max-missed", min=0, help="Analysed frames a face may go unseen "
-                                   "before its track ends."),
+    detect_every: int = typer.Option(5, "--detect-every", callback=_in_range("detect_every"),
+                                     help="Run the face detector every N analysed frames; faces are followed "
+                                     "by their landmarks in between (1: detect on every frame)."),
+    half_life: float = typer.Option(0.5, "--half-life", callback=_in_range("half_life"),
+                                    help="Smoothing half-life in seconds (0: no smoothing)."),
+    max_missed: int = typer.Option(15, "--max-missed", callback=_in_range("max_missed"),
+                                   help="Analysed frames a face may go unseen before its track ends."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
                                            "(see `emolens detectors`)."),
-    detect_side: int = typer.Option(640, "--detect-side", min=64, help="Longest side of the frame copy the "
-                                    "detector runs on (smaller: faster, misses small faces)."),
+    detect_side: int = typer.Option(640, "--detect-side", callback=_in_range("detect_side"),
+                                    help="Longest side of the frame copy the detector runs on (smaller: "
+                                    "faster, misses small faces)."),
     align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
                                          "(default: the shipped model)."),
-    max_faces: Optional[int] = typer.Option(None, help="Keep only the N largest faces per frame."),
+    max_faces: Optional[int] = typer.Option(None, callback=_in_range("max_faces"),
+                                            help="Keep only the N largest faces per frame."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Recognise emotions on the faces of a video file or a live camera, in real time.
@@ -445,28 +450,46 @@ def detectors_command() -> None:
 
 @app.command("serve")
 def serve_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. 127.0.0.1 (default) and "
                              "localhost: this machine only; 0.0.0.0 or a LAN address: other machines too, "
-                             "which needs --api-key (or --insecure)."),
-    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port."),
+                             "which needs an API key (or --insecure)."),
+    port: int = typer.Option(8000, "--port", "-p", callback=_in_range("port"), help="TCP port."),
+    api_key_file: Optional[Path] = typer.Option(None, "--api-key-file", metavar="PATH",
+                                                help="Require the key in this file (one line) on every request: "
+                                                "header X-API-Key (or Authorization: Bearer KEY); in a browser "
+                                                "open /?api_key=KEY once. The way to pass a key (or "
+                                                "EMOLENS_API_KEY): a key on the command line shows in `ps`."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="EMOLENS_API_KEY", show_envvar=True,
-                                          help="Require this key on every request: header X-API-Key (or "
-                                          "Authorization: Bearer KEY); in a browser open /?api_key=KEY once."),
+                                          help="The key itself. On the command line other users of this "
+                                          "machine can read it (`ps`): prefer --api-key-file or the "
+                                          "environment variable."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback --host without an API key "
                                   "(anyone who can reach the port can use the server)."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Default face detector (requests "
                                            "may choose another; see `emolens detectors`)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
                                          "(default: the shipped model)."),
-    workers_threads: Optional[int] = typer.Option(None, "--workers-threads", min=1, help="Analysis threads "
-                                                  "(default: one per core, at most 2). Each analysis runs "
-                                                  "single-threaded when there are as many threads as cores."),
-    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", min=0.01, help="Largest accepted upload "
-                                        "(larger: 413)."),
-    ws_max_mb: float = typer.Option(2.0, "--ws-max-mb", min=0.01, help="Largest accepted WebSocket message "
-                                    "(one camera frame; larger: the connection closes with 1009)."),
-    max_pending: int = typer.Option(64, "--max-pending", min=1, help="Analyses waiting or running before "
-                                    "new uploads get 503 (busy)."),
+    workers_threads: Optional[int] = typer.Option(None, "--workers-threads", callback=_in_range("workers_threads"),
+                                                  help="Analysis threads (default: one per core, at most 2). "
+                                                  "Each analysis runs single-threaded when there are as many "
+                                                  "threads as cores."),
+    max_upload_mb: float = typer.Option(10.0, "--max-upload-mb", callback=_in_range("max_upload_mb"),
+                                        help="Largest accepted upload (larger: 413)."),
+    max_buffered_mb: Optional[float] = typer.Option(None, "--max-buffered-mb", callback=_in_range("max_buffered_mb"),
+                                                    help="Upload bytes held in memory at once, all requests "
+                                                    "together (more: 503, retry; default: 64 or 4 uploads, "
+                                                    "whichever is larger)."),
+    ws_max_mb: float = typer.Option(2.0, "--ws-max-mb", callback=_in_range("ws_max_mb"), help="Largest accepted "
+                                    "WebSocket message (one camera frame; larger: the connection closes with "
+                                    "1009)."),
+    max_pending: int = typer.Option(64, "--max-pending", callback=_in_range("max_pending"), help="Analyses "
+                                    "waiting or running before new uploads get 503 (busy)."),
+    max_streams: int = typer.Option(8, "--max-streams", callback=_in_range("max_streams"), help="WebSocket "
+                                    "streams open at once (more: closed with 1013, try again later)."),
+    ws_idle_seconds: float = typer.Option(30.0, "--ws-idle-seconds", callback=_in_range("ws_idle_seconds"),
+                                          help="Close a stream that sends no frame (or reads no reply) for "
+                                          "this long (code 4408), so idle connections cannot hold every slot."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log one line per request "
                                     "(never the query string)."),
 ) -> None:
@@ -481,18 +504,34 @@ def serve_command(
         import uvicorn
     except ImportError:
         fail("this command needs the serve extra: pip install 'emolens[serve]'")
+    from click.core import ParameterSource
+
     from emolens.faces.detect import UnknownDetectorError
     from emolens.runtime import ModelError
-    from emolens.serve.engine import Engine, ServeConfig, default_workers
-    from emolens.serve.security import bind_problem
+    from emolens.serve.engine import MiB, Engine, ServeConfig, default_workers
+    from emolens.serve.security import ApiKeyError, bind_problem, read_api_key_file
 
-    problem = bind_problem(host, api_key, insecure)
+    key_on_command_line = ctx.get_parameter_source("api_key") == ParameterSource.COMMANDLINE
+    try:
+        if api_key_file is not None:
+            if api_key is not None:
+                fail("give the API key one way: --api-key-file, or --api-key / EMOLENS_API_KEY, not both")
+            api_key = read_api_key_file(api_key_file)
+        options = {} if detector is None else {"detector": detector}
+        config = ServeConfig(api_key=api_key, model=model, workers=workers_threads or default_workers(),
+                             max_upload_bytes=int(max_upload_mb * MiB), ws_max_bytes=int(ws_max_mb * MiB),
+                             max_buffered_bytes=None if max_buffered_mb is None else int(max_buffered_mb * MiB),
+                             max_pending=max_pending, max_streams=max_streams, ws_idle_seconds=ws_idle_seconds,
+                             **options)
+        problem = bind_problem(host, config.api_key, insecure)   # the key exactly as the server enforces it
+    except (ApiKeyError, ValueError) as exc:
+        fail(str(exc))
     if problem:
         fail(problem)
-    options = {} if detector is None else {"detector": detector}
-    config = ServeConfig(api_key=api_key, model=model, workers=workers_threads or default_workers(),
-                         max_upload_bytes=int(max_upload_mb * (1 << 20)), ws_max_bytes=int(ws_max_mb * (1 << 20)),
-                         max_pending=max_pending, **options)
+    if key_on_command_line:
+        err_console.print("[bold yellow]note:[/] a key given with --api-key is visible to other users of this "
+                          "machine (ps); prefer --api-key-file PATH or the EMOLENS_API_KEY environment variable",
+                          highlight=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("emolens.serve.access").setLevel(logging.INFO if access_log else logging.WARNING)
     err_console.print("loading the models...", highlight=False)
@@ -503,9 +542,10 @@ def serve_command(
     from emolens.serve.app import create_app
 
     application = create_app(config, engine)
-    shown = f"[{host}]" if ":" in host else host
-    err_console.print(f"emolens serving on http://{shown}:{port}/ (API docs: /docs; {config.workers} analysis "
-                      f"thread(s)){'; API key required' if config.api_key else ''}; Ctrl-C stops", highlight=False)
+    host_shown = f"[{host}]" if ":" in host else host
+    err_console.print(f"emolens serving on http://{escape(host_shown)}:{port}/ (API docs: /docs; {config.workers} "
+                      f"analysis thread(s)){'; API key required' if config.api_key else ''}; Ctrl-C stops",
+                      highlight=False)
     uvicorn.run(application, host=host, port=port, ws_max_size=config.ws_max_bytes, access_log=False,
                 log_level="warning", timeout_graceful_shutdown=3)
     engine.close()
