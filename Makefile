@@ -10,7 +10,7 @@ OUT    ?= out
 
 help:
 	@echo "make demo   install emolens in $(VENV) and annotate examples/astronaut.jpg into $(OUT)/"
-	@echo "make test   install emolens[train,serve,dev] in $(VENV) and run pytest"
+	@echo "make test   install emolens[train,serve,batch,dev] in $(VENV) and run pytest"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[train,serve,dev]'
+	$(BIN)/pip install --quiet -e '.[train,serve,batch,dev]'
 	touch $@ $(VENV)/.installed-runtime
 
 demo: $(VENV)/.installed-runtime
