@@ -445,6 +445,87 @@ def detectors_command() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# archives: batch
+
+
+@app.command("batch")
+def batch_command(
+    paths: list[str] = typer.Argument(..., metavar="INPUTS...", help="Photos and videos: files, folders "
+                                      "(searched recursively), glob patterns (quote them) and manifests (.txt: "
+                                      "one path a line; .csv or .parquet: a 'path' column)."),
+    out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Results folder: faces/ (Parquet), "
+                             "inputs.parquet, summary.csv. Rerunning into it resumes."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
+                                           "(default: blazeface; see `emolens detectors`)."),
+    align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks."),
+    crop: Optional[str] = typer.Option(None, help="Face framing by name: aligned, box, box-wide "
+                                       "(overrides --align)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Exported .onnx model "
+                                         "(default: the shipped model)."),
+    max_faces: Optional[int] = typer.Option(None, callback=_in_range("max_faces"),
+                                            help="Keep only the N largest faces per picture or frame."),
+    detect_side: int = typer.Option(640, "--detect-side", callback=_in_range("detect_side"),
+                                    help="Longest side of the copy the detector runs on."),
+    every: int = typer.Option(1, "--every", callback=_in_range("every"), help="Analyse every Nth video frame."),
+    detect_every: int = typer.Option(5, "--detect-every", callback=_in_range("detect_every"),
+                                     help="Run the face detector every N analysed video frames."),
+    half_life: float = typer.Option(0.5, "--half-life", callback=_in_range("half_life"),
+                                    help="Smoothing half-life in seconds (0: no smoothing)."),
+    max_missed: int = typer.Option(15, "--max-missed", callback=_in_range("max_missed"),
+                                   help="Analysed frames a face may go unseen before its track ends."),
+    segment_seconds: float = typer.Option(60.0, "--segment-seconds", min=0.0, help="Cut videos into segments "
+                                          "of about this length that run in parallel (0: never cut)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="tcp://HOST:PORT", help="Run on this "
+                                            "Dask scheduler (default: a local cluster on 127.0.0.1)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local cluster: worker processes "
+                                          "(default: one per core; one thread each)."),
+    memory_limit: str = typer.Option("auto", "--memory-limit", help="Local cluster: memory per worker "
+                                     "(e.g. 1GB; auto: the machine's memory shared out)."),
+    photos_per_task: int = typer.Option(32, "--photos-per-task", min=1, help="Photos per task and per "
+                                        "Parquet part (about)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no closing summary; errors only."),
+) -> None:
+    r"""Analyse whole archives of photos and videos on Dask (this machine or a cluster) into Parquet.
+
+    Rows are those of `emolens predict --json` (photos) and `emolens video --csv` (videos) with the same options. Rerun the same command to resume: inputs done with the same file and options are skipped. A bad input becomes an error row and the batch goes on; the exit code is 1 when any input failed. Needs the batch extra: pip install 'emolens\[batch]'. See docs/batch.md.
+    """
+    from emolens.batch import missing_extra
+
+    if "" in paths or out == "":       # an unset shell variable; Path("") would be the current folder
+        fail(f"{'--out' if out == '' else 'an input'} is an empty string (an unset shell variable?); give a path")
+    if problem := missing_extra():
+        fail(problem)
+    from emolens.batch.engine import EngineError
+    from emolens.batch.inputs import InputError
+    from emolens.batch.run import run_batch
+    from emolens.batch.settings import AnalysisOptions
+    from emolens.batch.storage import OutputError
+
+    options = AnalysisOptions(detector=detector, align=align, crop=crop, model=None if model is None else str(model),
+                              max_faces=max_faces, detect_side=detect_side, every=every, detect_every=detect_every,
+                              half_life=half_life, max_missed=max_missed)
+    try:
+        report = run_batch(paths, out, options, scheduler=scheduler, workers=workers,
+                           memory_limit=None if memory_limit == "auto" else memory_limit,
+                           segment_seconds=segment_seconds, photos_per_task=photos_per_task, progress=not quiet,
+                           console=err_console)
+    except (InputError, OutputError, EngineError, ValueError) as exc:
+        fail(str(exc))
+    if not quiet:
+        err_console.print(f"{report.inputs} input(s): {report.analysed} analysed, {report.skipped} already done, "
+                          f"{report.failed} failed; {report.frames} frames in {report.seconds:.1f} s; "
+                          f"results in {shown(report.out)}", highlight=False, soft_wrap=True)
+    if report.interrupted:
+        how, code = ("terminated (SIGTERM)", 143) if report.interrupted_by == "SIGTERM" else ("interrupted", 130)
+        fail(f"{how}; what finished is kept: rerun the same command to do the rest", code=code)
+    if report.failed:
+        if not quiet:
+            err_console.print(f"{report.failed} of {report.inputs} input(s) failed (see the status and message "
+                              "columns of inputs.parquet)", highlight=False)
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------
 # service: serve
 
 
