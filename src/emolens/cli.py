@@ -64,42 +64,43 @@ def nets_command() -> None:
 def train_command(
     recipe: Path = typer.Option(..., "--recipe", "-r", help="Recipe TOML file (see recipes/)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, log.jsonl, curves.png."),
-    epochs: Optional[int] = typer.Option(None, help="Override the recipe's number of epochs."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N training rows (smoke runs)."),
-    val_limit: Optional[int] = typer.Option(None, help="Use only the first N validation rows."),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Override the recipe's number of epochs."),
+    limit: Optional[int] = typer.Option(None, min=0, help="Use only the first N training rows (smoke runs)."),
+    val_limit: Optional[int] = typer.Option(None, min=0, help="Use only the first N validation rows."),
     data: Optional[Path] = typer.Option(None, help="Override the recipe's dataset path."),
     ferplus: Optional[Path] = typer.Option(None, help="Override the recipe's FER+ votes file (fer2013new.csv)."),
     resume: bool = typer.Option(True, help="Resume from OUT/last.pt when it exists."),
-    stop_after: int = typer.Option(0, help="End this invocation after N epochs (resume later with the same "
+    stop_after: int = typer.Option(0, min=0, help="End this invocation after N epochs (resume later with the same "
                                    "command), to fit a long run into a session."),
     progress: bool = typer.Option(True, help="Show a progress bar per epoch."),
     keep_epochs: bool = typer.Option(False, help="Keep every epoch's last.pt as OUT/epochs/eNNN.pt (hard links, "
                                      "~34 MB each for emonet), for benchmarks/weight_average.py."),
 ) -> None:
-    """Train a model from a recipe; rerun the same command to resume after an interruption."""
+    """Train a model from a recipe; rerun the same command to resume after an interruption.
+
+    The whole recipe (with the options above applied) is checked before any data loads; a run
+    whose loss stops being finite ends with exit code 1, its last good last.pt kept.
+    """
     _need_train_extra()
+    from emolens.runtime import ModelError
     from emolens.training.data import DatasetError
-    from emolens.training.loop import train
+    from emolens.training.loop import TrainingError, train
     from emolens.training.recipe import Recipe
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    data_overrides = {"limit": limit, "val_limit": val_limit, "path": None if data is None else str(data),
+                      "ferplus": None if ferplus is None else str(ferplus)}
+    overrides = {"train": {"epochs": epochs} if epochs is not None else {},
+                 "data": {k: v for k, v in data_overrides.items() if v is not None}}
     try:
-        r = Recipe.load(recipe)
+        r = Recipe.load(recipe, overrides)
     except ValueError as exc:
         fail(str(exc))
-    if epochs is not None:
-        r.train.epochs = epochs
-    if limit is not None:
-        r.data.limit = limit
-    if val_limit is not None:
-        r.data.val_limit = val_limit
-    if data is not None:
-        r.data.path = str(data)
-    if ferplus is not None:
-        r.data.ferplus = str(ferplus)
     try:
         last = train(r, out, resume=resume, progress=progress, stop_after=stop_after, keep_epochs=keep_epochs)
-    except (DatasetError, ValueError) as exc:
+    except TrainingError as exc:
+        fail(str(exc), code=1)
+    except (DatasetError, ModelError, ValueError) as exc:  # ModelError: an .onnx teacher that does not run
         fail(str(exc))
     except KeyboardInterrupt:
         fail(f"interrupted; rerun the same command to resume from {out / 'last.pt'}", code=130)
@@ -113,21 +114,28 @@ def export_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output .onnx path; the model card is written beside it (.json)."),
     data: Optional[Path] = typer.Option(None, help="Dataset measured into the card (default: the recipe's)."),
     calibrate: bool = typer.Option(True, help="Fit a softmax temperature on the validation split and store it."),
-    limit: int = typer.Option(0, help="Measure the card's numbers on the first N validation rows only (0 = all)."),
+    limit: int = typer.Option(0, min=0, help="Measure the card's numbers on the first N validation rows only "
+                              "(0 = all)."),
     weights: Optional[str] = typer.Option(None, help="How the file stores the weights: float16 (half of float32) "
                                           "or int8 (a quarter; per-channel scales); default: the recipe's [export] "
                                           "weights, else float16. Inference computes in float32 either way "
                                           "(emolens quantize makes it int8)."),
 ) -> None:
-    """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch."""
+    """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch.
+
+    The checkpoint is read as data only (tensors, numbers, strings): a file holding anything
+    else is refused unexecuted; weights or outputs that are not finite are refused too.
+    """
     _need_train_extra()
+    from emolens.runtime import ModelError
+    from emolens.training.checkpoint import CheckpointError
     from emolens.training.data import DatasetError
     from emolens.training.export import ExportError, export_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         card = export_model(checkpoint, out, data=data, calibrate=calibrate, limit=limit, weights=weights)
-    except (ExportError, DatasetError, FileNotFoundError) as exc:
+    except (ExportError, CheckpointError, DatasetError, ModelError, FileNotFoundError) as exc:
         fail(str(exc))
     console.print_json(json.dumps(card))
 
@@ -139,21 +147,22 @@ def quantize_command(
     data: Path = typer.Option(..., help="fer2013.csv(.gz): Training rows calibrate, PublicTest is measured into the card."),
     ferplus: Optional[Path] = typer.Option(None, help="FER+ votes (fer2013new.csv) for the card's intensity RMSE."),
     rows: int = typer.Option(1024, help="Training faces that calibrate the activation ranges (seeded random choice)."),
-    seed: int = typer.Option(0, help="Seed of the calibration choice."),
-    limit: int = typer.Option(0, help="Read only the first N rows of each split (0 = all; for quick checks)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the calibration choice."),
+    limit: int = typer.Option(0, min=0, help="Read only the first N rows of each split (0 = all; for quick checks)."),
 ) -> None:
     """Make a model compute in int8 (static quantization, ~2x faster on a CPU), measured against the float model."""
     import importlib.util
 
     if importlib.util.find_spec("onnx") is None:  # ONNX Runtime's quantizer is built on it
         fail("emolens quantize needs the onnx package: pip install 'emolens[train]'")
+    from emolens.runtime import ModelError
     from emolens.training.data import DatasetError
     from emolens.training.quantize import QuantizeError, quantize_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         card = quantize_model(model, out, data, rows=rows, seed=seed, ferplus=ferplus, limit=limit)
-    except (QuantizeError, DatasetError) as exc:
+    except (QuantizeError, DatasetError, ModelError) as exc:
         fail(str(exc))
     v = card["validation"]
     console.print(f"{out}: PublicTest accuracy {100 * v['accuracy']:.2f}% (float model {100 * v['source_accuracy']:.2f}%), "

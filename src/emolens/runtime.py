@@ -86,6 +86,15 @@ class EmotionModel:
             raise ModelError(f"{self.path}: not a usable ONNX model ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # one grey face through it now: a broken model (e.g. from a diverged training run) is refused
+        # here, before a batch or a server starts, rather than answering NaN
+        try:
+            self(np.full((1, self.spec.size, self.spec.size), 128, np.uint8))
+        except ModelError:
+            raise
+        except Exception as exc:  # onnxruntime's own types: wrong input shape or outputs
+            raise ModelError(f"{self.path}: not a usable emolens model: a {self.spec.size}x{self.spec.size} face "
+                             f"does not run through it ({str(exc).splitlines()[0][:160]})") from None
 
     @property
     def input_size(self) -> int:
@@ -94,7 +103,12 @@ class EmotionModel:
     def run_normalized(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and intensities for an already-normalised ``(N, 1, S, S)`` batch."""
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: x})))
-        return outputs["logits"], outputs["intensity"]
+        logits, intensity = outputs["logits"], outputs["intensity"]
+        if not (np.isfinite(logits).all() and np.isfinite(intensity).all()):
+            raise ModelError(f"{self.path}: the model gives scores that are not finite (NaN or infinity), so it is "
+                             "broken (a diverged training run?); export a working model, or leave --model out for "
+                             "the shipped one")
+        return logits, intensity
 
     def __call__(self, faces: np.ndarray) -> ModelOutput:
         """``faces``: ``(N, S, S)`` uint8 grey crops (already the model's size)."""

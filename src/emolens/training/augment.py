@@ -9,24 +9,27 @@ blur as in Xu et al., and random erasing.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 
 from emolens.model_input import InputSpec
 
 
-@dataclass
-class AugmentConfig:
-    flip: float = 0.5         # probability of a horizontal flip
-    rotate: float = 10.0      # max rotation, degrees
-    scale: float = 0.1        # scale in [1 - s, 1 + s]
-    shift: float = 0.08       # translation, fraction of the side
-    brightness: float = 0.25  # additive offset in [-b, b] (on the 0..1 scale)
-    contrast: float = 0.25    # contrast factor in [1 - c, 1 + c]
-    blur: float = 0.15        # probability of a Gaussian blur (sigma 0.5..1.5 px)
-    erase: float = 0.25       # probability of erasing one random rectangle
+class AugmentConfig(BaseModel):
+    """``[augment]`` of a recipe; each value range-checked (a probability is 0..1)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True)
+
+    flip: float = Field(0.5, ge=0, le=1)        # probability of a horizontal flip
+    rotate: float = Field(10.0, ge=0, le=180)   # max rotation, degrees
+    scale: float = Field(0.1, ge=0, lt=1)       # scale in [1 - s, 1 + s]
+    shift: float = Field(0.08, ge=0, le=1)      # translation, fraction of the side
+    brightness: float = Field(0.25, ge=0, le=1)  # additive offset in [-b, b] (on the 0..1 scale)
+    contrast: float = Field(0.25, ge=0, le=1)   # contrast factor in [1 - c, 1 + c]
+    blur: float = Field(0.15, ge=0, le=1)       # probability of a Gaussian blur (sigma 0.5..1.5 px)
+    erase: float = Field(0.25, ge=0, le=1)      # probability of erasing one random rectangle
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:

@@ -7,6 +7,13 @@ Formats read (``load_dataset`` picks by what the path is):
 * a folder of class folders (``train/angry/*.jpg`` ...), with class-name aliases.
 * a FERPlus folder (``label.csv`` + PNGs; label = majority vote).
 
+Nothing is dropped silently: a fer2013 csv without a ``Usage`` column has no splits (use
+``all``), a ``Usage`` other than Training/PublicTest/PrivateTest, a short row, a pixel that is
+not an integer 0..255 or a split without rows is a ``DatasetError`` naming the file, the line
+and the fix; a FER+ file must be row-aligned with the csv (same rows, same ``Usage`` per row).
+Text files may start with a UTF-8 BOM. Only the given files are read (FERPlus image names
+must be file names beside ``label.csv``).
+
 This module needs numpy and OpenCV only, so ``emolens evaluate`` can use it without torch.
 """
 
@@ -44,6 +51,10 @@ SPLIT_FOLDERS = {
     "PublicTest": ("val", "valid", "validation", "publictest", "FER2013Valid"),
     "PrivateTest": ("test", "privatetest", "FER2013Test"),
 }
+
+
+# the Usage values of the Kaggle file (case-sensitive, as written there)
+USAGES = ("Training", "PublicTest", "PrivateTest")
 
 
 class DatasetError(ValueError):
@@ -100,20 +111,33 @@ def canonical_split(split: str) -> str:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    """A csv file as text; ``utf-8-sig`` drops a leading byte-order mark (spreadsheets write one)."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
-def fer2013_usages(path: str | Path) -> set[str]:
-    """The ``Usage`` values present in a fer2013 csv (reads the column only)."""
-    with _open_text(Path(path)) as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if not header or "Usage" not in header:
-            return set()
-        col = header.index("Usage")
-        return {row[col] for row in reader if len(row) > col}
+def fer2013_usages(path: str | Path) -> set[str] | None:
+    """The ``Usage`` values present in a fer2013 csv (reads the column only); None without the column.
+
+    An unreadable file gives an empty set: ``load_fer2013_csv`` then says what is wrong with it.
+    """
+    try:
+        with _open_text(Path(path)) as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header or "Usage" not in header:
+                return None if header else set()
+            col = header.index("Usage")
+            return {row[col] for row in reader if len(row) > col}
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+        return set()
+
+
+def _limit(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise DatasetError(f"limit {limit!r}: must be 0 (every row) or a positive number of rows")
+    return limit
 
 
 def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | Path | None = None,
@@ -126,11 +150,15 @@ def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | P
     """
     path = Path(path)
     usage = canonical_split(split)
+    limit = _limit(limit)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file. Pass the path of fer2013.csv or fer2013.csv.gz")
     pixel_rows: list[str] = []
     labels: list[int] = []
-    row_numbers: list[int] = []
+    row_numbers: list[int] = []   # data-row index of each kept row (the FER+ file is aligned by it)
+    lines: list[int] = []         # its line in the file, for messages
+    usages: list[str] = []        # Usage of every data row read, kept or not (for the FER+ check)
+    complete = True
     try:
         with _open_text(path) as fh:
             reader = csv.reader(fh)
@@ -141,78 +169,147 @@ def load_fer2013_csv(path: str | Path, split: str = "Training", ferplus: str | P
                 )
             i_emo, i_pix = header.index("emotion"), header.index("pixels")
             i_use = header.index("Usage") if "Usage" in header else None
-            for line, row in enumerate(reader, start=2):
+            if i_use is None and usage != "all":
+                raise DatasetError(
+                    f"{path}: has no Usage column, so it has no {usage} rows; use split 'all' (evaluate --split "
+                    "all) for every row, or add the Usage column (Training, PublicTest or PrivateTest per row)"
+                )
+            for row in reader:
+                line = reader.line_num
                 if not row:
                     continue
-                if i_use is not None and usage != "all" and row[i_use] != usage:
-                    continue
+                if len(row) != len(header):
+                    raise DatasetError(f"{path}, line {line}: {len(row)} fields, expected {len(header)} "
+                                       f"({','.join(header)}); the row is cut short or has stray commas")
+                if i_use is not None:
+                    if row[i_use] not in USAGES:
+                        raise DatasetError(f"{path}, line {line}: Usage {row[i_use]!r} is not one of "
+                                           f"{', '.join(USAGES)} (spelt exactly so); fix the row")
+                    usages.append(row[i_use])
+                    if usage != "all" and row[i_use] != usage:
+                        continue
+                else:
+                    usages.append("")
                 try:
                     label = int(row[i_emo])
-                except (ValueError, IndexError):
-                    raise DatasetError(f"{path}, line {line}: emotion {row[i_emo] if row else ''!r} is not an integer 0..6") from None
+                except ValueError:
+                    raise DatasetError(f"{path}, line {line}: emotion {row[i_emo]!r} is not an integer 0..6") from None
                 if not 0 <= label < len(EMOTIONS):
                     raise DatasetError(f"{path}, line {line}: unknown label {label}; fer2013 labels are 0..6 ({', '.join(EMOTIONS)})")
                 pixels = row[i_pix].strip()
-                if pixels.count(" ") != N_PIXELS - 1:
-                    n = len(pixels.split())
-                    raise DatasetError(f"{path}, line {line}: {n} pixel values, expected {N_PIXELS} (a 48x48 face)")
+                if pixels.count(" ") != N_PIXELS - 1:  # other whitespace, doubled spaces or a wrong count
+                    values = pixels.split()
+                    if len(values) != N_PIXELS:
+                        raise DatasetError(f"{path}, line {line}: {len(values)} pixel values, expected {N_PIXELS} (a 48x48 face)")
+                    pixels = " ".join(values)
                 pixel_rows.append(pixels)
                 labels.append(label)
-                row_numbers.append(line - 2)
+                row_numbers.append(len(usages) - 1)
+                lines.append(line)
                 if limit and len(labels) >= limit:
+                    complete = False
                     break
-    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text; save the csv as UTF-8") from None
+    except (OSError, EOFError, gzip.BadGzipFile, csv.Error) as exc:
         raise DatasetError(f"{path}: cannot read it ({exc}); is it a complete fer2013 csv or csv.gz?") from None
-    if pixel_rows:
-        images = _parse_pixels(pixel_rows, path).reshape(-1, SIZE, SIZE)
-    else:
-        images = np.zeros((0, SIZE, SIZE), np.uint8)
+    if not labels:
+        if not usages:
+            raise DatasetError(f"{path}: no data rows (a header only); pass a complete fer2013 csv")
+        present = ", ".join(u for u in USAGES if u in set(usages))
+        raise DatasetError(f"{path}: no {usage} rows; the file has {present}: choose one of those as the split")
+    images = _parse_pixels(pixel_rows, path, lines).reshape(-1, SIZE, SIZE)
     intensity = majority = None
     if ferplus is not None:
-        votes = read_ferplus_votes(ferplus)
+        votes, vote_usages = read_ferplus_votes(ferplus, with_usage=True)
+        check_ferplus_alignment(path, ferplus, usages, complete, vote_usages)
         rows = np.asarray(row_numbers, dtype=np.int64)
-        if len(votes) <= (rows.max() if len(rows) else -1):
-            raise DatasetError(
-                f"{ferplus}: {len(votes)} vote rows but {path} has row {rows.max()}; "
-                "the FER+ file must be row-aligned with the fer2013 csv"
-            )
         intensity = vote_fractions(votes[rows])
         majority = majority_labels(votes[rows])
     return FaceDataset(images, np.asarray(labels, np.int64), intensity, str(path), usage, {}, majority)
 
 
-def _parse_pixels(pixel_rows: list[str], path: Path) -> np.ndarray:
-    text = " ".join(pixel_rows)
-    values = np.fromstring(text, dtype=np.int32, sep=" ")  # noqa: NPY201 - text mode is the fast C parser
-    if values.size != len(pixel_rows) * N_PIXELS:
-        raise DatasetError(f"{path}: pixel values that are not integers; each value must be 0..255")
-    if values.min(initial=0) < 0 or values.max(initial=0) > 255:
-        raise DatasetError(f"{path}: pixel values outside 0..255")
-    return values.astype(np.uint8)
+def check_ferplus_alignment(path: Path, ferplus: str | Path, usages: list[str], complete: bool,
+                            vote_usages: list[str]) -> None:
+    """Refuse a FER+ file that is not row-aligned with the fer2013 csv rows read (``usages``).
+
+    Row counts must match (when the csv was read to its end; at least cover the rows read
+    otherwise) and each row's ``Usage`` must be the csv's: a file shifted by a row, shortened or
+    lengthened fails one of these. (Image names cannot be checked: the shared copy's are not in
+    row order.)
+    """
+    n = len(usages)
+    if (complete and len(vote_usages) != n) or len(vote_usages) < n:
+        raise DatasetError(
+            f"{ferplus}: {len(vote_usages)} vote rows but {path} has {n if complete else f'at least {n}'} rows; the "
+            "FER+ file must be row-aligned with the fer2013 csv (row k of one is row k of the other)"
+        )
+    if any(vote_usages) and any(usages):
+        mine, theirs = np.asarray(usages), np.asarray(vote_usages[:n])
+        differ = np.flatnonzero((mine != theirs) & (mine != "") & (theirs != ""))
+        if len(differ):
+            k = int(differ[0])
+            raise DatasetError(
+                f"{ferplus}: row {k + 1} has Usage {theirs[k]} but row {k + 1} of {path} is {mine[k]}: the files are "
+                "not row-aligned; pass the fer2013new.csv that belongs to this fer2013 csv"
+            )
 
 
-def read_ferplus_votes(path: str | Path) -> np.ndarray:
+def _parse_pixels(pixel_rows: list[str], path: Path, lines: list[int]) -> np.ndarray:
+    """All rows' pixels in one C-speed parse; on a bad value, the row is found and named."""
+    try:
+        values = np.fromstring(" ".join(pixel_rows), dtype=np.int32, sep=" ")  # noqa: NPY201 - the fast C parser
+    except ValueError:  # numpy >= 2.3: text that does not parse as integers
+        values = None
+    if values is not None and values.size == len(pixel_rows) * N_PIXELS and \
+            values.min(initial=0) >= 0 and values.max(initial=0) <= 255:
+        return values.astype(np.uint8)
+    for pixels, line in zip(pixel_rows, lines):
+        for value in pixels.split():
+            if not value.isdigit():  # "1.5", "-3", "abc"
+                raise DatasetError(f"{path}, line {line}: pixel value {value[:20]!r} is not an integer 0..255")
+            if int(value) > 255:
+                raise DatasetError(f"{path}, line {line}: pixel value {value[:20]} is outside 0..255")
+    raise DatasetError(f"{path}: pixel values that are not integers 0..255")
+
+
+def read_ferplus_votes(path: str | Path, with_usage: bool = False):
     """FER+ votes as an ``(N, 10)`` array in ``FERPLUS_COLUMNS`` order, one row per csv row.
 
     Rows with an empty ``Image name`` (FER+ "not a face") are all zeros but the NF column.
+    ``with_usage`` also returns each row's ``Usage`` ("" where the file has no such column), for
+    the alignment check.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file. Pass the FER+ votes file fer2013new.csv")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None) or []
-        missing = [c for c in FERPLUS_COLUMNS if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: missing FER+ columns {missing}; expected the fer2013new.csv header")
-        cols = [header.index(c) for c in FERPLUS_COLUMNS]
-        out = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                out.append([float(row[c]) if row[c] else 0.0 for c in cols])
-            except (ValueError, IndexError):
-                raise DatasetError(f"{path}, line {line}: vote counts must be numbers") from None
-    return np.asarray(out, np.float32).reshape(-1, len(FERPLUS_COLUMNS))
+    out, usages = [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None) or []
+            missing = [c for c in FERPLUS_COLUMNS if c not in header]
+            if missing:
+                raise DatasetError(f"{path}: missing FER+ columns {missing}; expected the fer2013new.csv header")
+            cols = [header.index(c) for c in FERPLUS_COLUMNS]
+            i_use = header.index("Usage") if "Usage" in header else None
+            for row in reader:
+                if not row:
+                    continue
+                try:
+                    votes = [float(row[c]) if row[c] else 0.0 for c in cols]
+                except (ValueError, IndexError):
+                    raise DatasetError(f"{path}, line {reader.line_num}: vote counts must be numbers") from None
+                if not all(0 <= v < 1e6 for v in votes):  # also refuses nan and inf
+                    raise DatasetError(f"{path}, line {reader.line_num}: vote counts must be numbers >= 0")
+                out.append(votes)
+                usages.append(row[i_use] if i_use is not None and i_use < len(row) else "")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text; save the FER+ votes file as UTF-8") from None
+    except (OSError, csv.Error) as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc})") from None
+    votes = np.asarray(out, np.float32).reshape(-1, len(FERPLUS_COLUMNS))
+    return (votes, usages) if with_usage else votes
 
 
 def vote_fractions(votes: np.ndarray) -> np.ndarray:
@@ -238,7 +335,11 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
 
 
 def _read_face(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """A grey 48x48 face, or None for a file that is unreadable or not a picture."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:  # no permission, vanished, a folder named like a picture
+        return None
     if data.size == 0:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
@@ -279,12 +380,13 @@ def load_class_folders(root: str | Path, split: str = "all") -> FaceDataset:
     unknown: dict[str, int] = {}
     for class_dir in class_dirs:
         label = canonical_emotion(class_dir.name)
-        files = [f for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        # a folder named like a picture is only a folder (its pictures are found inside it)
+        files = [f for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()]
         if label is None:
             unknown[class_dir.name] = unknown.get(class_dir.name, 0) + len(files)
             continue
         for f in files:
-            img = _read_face(f)
+            img = _read_face(f) if f.is_file() else None  # not FIFOs, devices or dangling links
             if img is None:
                 skipped["unreadable"] = skipped.get("unreadable", 0) + 1
                 log.warning("%s: not a readable image, skipped", f)
@@ -322,32 +424,44 @@ def load_ferplus_folder(root: str | Path, split: str = "all") -> FaceDataset:
         label_file = folder / "label.csv"
         if not label_file.is_file():
             raise DatasetError(f"{folder}: no label.csv; a FERPlus folder holds label.csv beside its PNGs")
-        with open(label_file, encoding="utf-8", newline="") as fh:
-            for line, row in enumerate(csv.reader(fh), start=1):
-                if not row:
-                    continue
-                if len(row) < 2 + len(FERPLUS_COLUMNS):
-                    raise DatasetError(
-                        f"{label_file}, line {line}: {len(row)} fields; expected image name, face box and "
-                        f"{len(FERPLUS_COLUMNS)} vote counts"
-                    )
-                try:
-                    votes = np.asarray([float(v) for v in row[-len(FERPLUS_COLUMNS):]], np.float32)[None]
-                except ValueError:
-                    raise DatasetError(f"{label_file}, line {line}: vote counts must be numbers") from None
-                label = int(majority_labels(votes)[0])
-                if label < 0:
-                    skipped["no_emotion_majority"] = skipped.get("no_emotion_majority", 0) + 1
-                    continue
-                img_path = folder / row[0]
-                img = _read_face(img_path) if img_path.is_file() else None
-                if img is None:
-                    skipped["unreadable"] = skipped.get("unreadable", 0) + 1
-                    log.warning("%s: missing or unreadable image, skipped", img_path)
-                    continue
-                images.append(img)
-                labels.append(label)
-                fractions.append(vote_fractions(votes)[0])
+        try:
+            with open(label_file, encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.reader(fh))
+        except UnicodeDecodeError:
+            raise DatasetError(f"{label_file}: not UTF-8 text; save label.csv as UTF-8") from None
+        except (OSError, csv.Error) as exc:
+            raise DatasetError(f"{label_file}: cannot read it ({exc})") from None
+        for line, row in enumerate(rows, start=1):
+            if not row:
+                continue
+            if len(row) < 2 + len(FERPLUS_COLUMNS):
+                raise DatasetError(
+                    f"{label_file}, line {line}: {len(row)} fields; expected image name, face box and "
+                    f"{len(FERPLUS_COLUMNS)} vote counts"
+                )
+            try:
+                votes = np.asarray([float(v) for v in row[-len(FERPLUS_COLUMNS):]], np.float32)[None]
+            except ValueError:
+                raise DatasetError(f"{label_file}, line {line}: vote counts must be numbers") from None
+            if not (np.isfinite(votes).all() and (votes >= 0).all()):
+                raise DatasetError(f"{label_file}, line {line}: vote counts must be numbers >= 0")
+            label = int(majority_labels(votes)[0])
+            if label < 0:
+                skipped["no_emotion_majority"] = skipped.get("no_emotion_majority", 0) + 1
+                continue
+            name = row[0].strip()
+            if not name or Path(name).name != name or name in (".", ".."):
+                raise DatasetError(f"{label_file}, line {line}: image name {name!r} is not a file name beside "
+                                   "label.csv; a FERPlus label.csv names the PNGs in its own folder")
+            img_path = folder / name
+            img = _read_face(img_path) if img_path.is_file() else None
+            if img is None:
+                skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+                log.warning("%s: missing or unreadable image, skipped", img_path)
+                continue
+            images.append(img)
+            labels.append(label)
+            fractions.append(vote_fractions(votes)[0])
     if not images:
         raise DatasetError(f"{root}: no usable faces found in label.csv")
     return FaceDataset(np.stack(images), np.asarray(labels, np.int64), np.stack(fractions), str(root), usage, skipped)
@@ -360,7 +474,11 @@ def is_fer2013_csv(path: Path) -> bool:
 def load_dataset(path: str | Path, split: str = "Training", ferplus: str | Path | None = None,
                  limit: int = 0) -> FaceDataset:
     """Load any supported dataset format (see the module docstring); ``limit`` > 0 keeps the first N faces."""
-    ds = _load_any(Path(path), split, ferplus, limit)
+    limit = _limit(limit)
+    try:
+        ds = _load_any(Path(path), split, ferplus, limit)
+    except PermissionError as exc:
+        raise DatasetError(f"{exc.filename or path}: permission denied; pass a dataset you can read") from None
     if limit and limit < len(ds):
         ds = ds.subset(slice(0, limit))
     return ds
@@ -383,7 +501,10 @@ def default_eval_split(path: str | Path) -> str:
     """PrivateTest when a fer2013 csv has it, else PublicTest; for folders, the test folder if any."""
     path = Path(path)
     if is_fer2013_csv(path):
-        return "PrivateTest" if "PrivateTest" in fer2013_usages(path) else "PublicTest"
+        usages = fer2013_usages(path)
+        if usages is None:  # no Usage column: no splits
+            return "all"
+        return "PrivateTest" if "PrivateTest" in usages else "PublicTest"
     if path.is_dir():
         names = {p.name.lower() for p in path.iterdir() if p.is_dir()}
         for split in ("PrivateTest", "PublicTest"):

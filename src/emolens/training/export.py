@@ -3,7 +3,8 @@
 The card (``MODEL.json`` beside ``MODEL.onnx``) records the architecture, the input
 spec, labels, data and recipe, measured PublicTest accuracy (single pass and mirror
 TTA), FER+ intensity RMSE, calibration, parameter count and file size. Export fails
-when ONNX Runtime and torch disagree.
+when ONNX Runtime and torch disagree, and refuses a checkpoint whose weights or outputs are
+not finite (a diverged run).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from emolens.metrics import softmax
 from emolens.model_input import InputSpec
 from emolens.runtime import EmotionModel, card_path_for
 from emolens.training.data import load_dataset
-from emolens.training.checkpoint import load_net
+from emolens.training.checkpoint import load_net, non_finite_parameters
 from emolens.training.card import card_markdown, latency_ms
 from emolens.training.nets import count_parameters
 
@@ -65,7 +66,7 @@ WEIGHT_STORAGE = tuple(PARITY_TOLERANCE)
 
 def parity_tolerance(storage: str) -> float:
     """The parity bound of a weight storage; a clear error for an unknown one."""
-    if storage not in PARITY_TOLERANCE:
+    if not isinstance(storage, str) or storage not in PARITY_TOLERANCE:
         raise ExportError(f"unknown weight storage {storage!r}; choose one of: {', '.join(WEIGHT_STORAGE)}")
     return PARITY_TOLERANCE[storage]
 
@@ -133,8 +134,12 @@ def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, t
     p_torch = softmax(logits.numpy())
     i_torch = torch.sigmoid(inten).numpy()
     o_logits, o_inten = model.run_normalized(x)
+    outputs = (p_torch, i_torch, o_logits, o_inten)
+    if not all(np.isfinite(o).all() for o in outputs):  # NaN compares false: it would pass the bound below
+        raise ExportError(f"{model.path}: the model's outputs are not finite (NaN or infinity) on real faces; "
+                          "the run diverged: retrain with a lower [train] lr")
     diff = max(float(np.abs(softmax(o_logits) - p_torch).max()), float(np.abs(o_inten - i_torch).max()))
-    if diff > tol:
+    if not diff <= tol:
         raise ExportError(f"ONNX and torch outputs differ by {diff:.2e} (> {tol:.0e}); the export is not faithful")
     return diff
 
@@ -147,19 +152,42 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
     ``[export] weights`` (float16 for runs whose recipe does not say).
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    if not checkpoint.is_file():
-        raise ExportError(f"{checkpoint}: no such checkpoint; pass a run's best.pt or last.pt")
-    net, state = load_net(checkpoint)
-    spec = InputSpec.from_dict(state["input_spec"])
-    recipe = state.get("recipe", {})
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(f"--out {out}: an exported model is a .onnx file (its card is written beside it as .json "
+                          "and .md); pass e.g. --out model.onnx")
+    if out.is_dir():
+        raise ExportError(f"--out {out}: is a folder; pass a .onnx file path")
+    net, state = load_net(checkpoint)  # CheckpointError: missing, unreadable, unsafe or not an emolens checkpoint
+    if bad := non_finite_parameters(net):
+        raise ExportError(f"{checkpoint}: {len(bad)} weight tensors hold NaN or infinity (e.g. {bad[0]}): the run "
+                          "diverged; retrain with a lower [train] lr and export that run's best.pt")
+    try:
+        spec = InputSpec.from_dict(state["input_spec"])
+    except (KeyError, TypeError, ValueError):
+        raise ExportError(f"{checkpoint}: its input_spec {state['input_spec']!r} is not one emolens writes") from None
+    recipe = state.get("recipe") if isinstance(state.get("recipe"), dict) else {}
     if weights is None:
-        weights = recipe.get("export", {}).get("weights", "float16")
+        exported = recipe.get("export")
+        weights = exported.get("weights", "float16") if isinstance(exported, dict) else "float16"
     tol = parity_tolerance(weights)  # before writing anything
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror or exc}); pick a writable place") from None
+    try:
+        return _export(net, state, recipe, spec, checkpoint, out, data, calibrate, limit, weights, tol)
+    except BaseException:
+        out.unlink(missing_ok=True)  # no model without its card: a failed export leaves nothing behind
+        raise
+
+
+def _export(net, state: dict, recipe: dict, spec: InputSpec, checkpoint: Path, out: Path, data, calibrate: bool,
+            limit: int, weights: str, tol: float) -> dict:
     to_onnx(net, spec, out)
     store_weights(out, weights)
     model = EmotionModel(out)
 
-    data_cfg = recipe.get("data", {})
+    data_cfg = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}
     data_path = Path(data) if data is not None else Path(data_cfg.get("path", ""))
     ferplus = data_cfg.get("ferplus")
     card: dict = {
@@ -183,10 +211,15 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         "torch_version": torch.__version__,
     }
     run_log = checkpoint.parent / "log.jsonl"
-    if run_log.is_file():
-        entries = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()]
+    try:
+        entries = [json.loads(line) for line in run_log.read_text().splitlines() if line.strip()] \
+            if run_log.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); the card has no training time", run_log, exc)
+        entries = None
+    if entries:
         card["training"]["epochs"] = len(entries)
-        card["training"]["wall_time_minutes"] = round(sum(e["epoch_seconds"] for e in entries) / 60, 1)
+        card["training"]["wall_time_minutes"] = round(sum(e.get("epoch_seconds", 0) for e in entries) / 60, 1)
         card["training"]["precision"] = training_precision(entries)
 
     if data_path.exists():
@@ -204,6 +237,6 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
 
     card["file_size_bytes"] = out.stat().st_size
     card["latency_ms_batch1"] = latency_ms(model, spec)
-    card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")
+    card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
     out.with_suffix(".md").write_text(card_markdown(card, checkpoint))
     return card

@@ -5,12 +5,17 @@ epoch), ``last.pt`` (resumable: model, EMA, optimizer, scheduler, RNG, history),
 ``best.pt`` (best PublicTest accuracy) and ``curves.png``; with ``swa_epochs`` also
 ``swa.pt`` and ``swa.json`` (the weight average of the last epochs, and its scores). Rerunning
 the same command resumes from ``last.pt``.
+
+What can be known up front is checked before any data loads (the run folder, the teachers, a
+``last.pt`` to resume from and whether it is a run of the same net); a loss that stops being
+finite ends the run with ``TrainingError``, leaving the last good ``last.pt`` in place.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -28,7 +33,8 @@ from emolens.model_input import DEFAULT_INPUT, InputSpec
 from emolens.training.augment import augment_batch
 from emolens.training.averaging import WeightAverage
 from emolens.training.data import FaceDataset, load_dataset
-from emolens.training.checkpoint import evaluate_net, save_inference_checkpoint
+from emolens.training.checkpoint import (CheckpointError, evaluate_net, non_finite_parameters, read_checkpoint,
+                                         save_inference_checkpoint)
 from emolens.training.nets import count_parameters, create_net
 from emolens.training.recipe import Recipe
 from emolens.training.sam import SharpnessAware
@@ -36,6 +42,10 @@ from emolens.training.targets import MixedBatch, class_targets, mix_batch, soft_
 from emolens.training.teachers import OnlineTeacher, teacher_targets
 
 log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """A run stopped part-way (e.g. its loss stopped being finite); the message says where and why."""
 
 
 def cpu_has_native_bf16() -> bool:
@@ -130,6 +140,42 @@ def make_scheduler(opt, recipe: Recipe, steps_per_epoch: int):
     raise ValueError(f"unknown schedule {t.schedule!r}; use onecycle, cosine or constant")
 
 
+def prepare_run_folder(out: Path) -> None:
+    """Create the run folder, or refuse (``ValueError``) a path that is a file or cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; the run folder must be a folder (a new one, or an earlier run's "
+                         "to resume it)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot create the run folder ({exc.strerror or exc}); pick a writable place") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the run folder is not writable; pick a writable place")
+
+
+def _same_args(a, b) -> bool:
+    """Net arguments equal up to TOML lists against tuples."""
+    norm = lambda v: tuple(norm(x) for x in v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    return {k: norm(v) for k, v in (a or {}).items()} == {k: norm(v) for k, v in (b or {}).items()}
+
+
+def resume_state(last: Path, recipe: Recipe) -> dict:
+    """``last.pt`` of the run to resume, checked to be a run of the recipe's net and optimizer."""
+    state = read_checkpoint(last)
+    missing = [k for k in ("optimizer", "scheduler", "generator", "torch_rng", "epoch", "history") if k not in state]
+    if missing:
+        raise CheckpointError(f"{last}: not a resumable last.pt (no {', '.join(missing)}); pass another --out, "
+                              "or --no-resume to start this run afresh (overwrites it)")
+    ran = (state["arch"], state.get("arch_kwargs") or {}, state.get("recipe", {}).get("train", {}).get("optimizer"))
+    asked = (recipe.net.name, recipe.net.args, recipe.train.optimizer)
+    if ran[0] != asked[0] or not _same_args(ran[1], asked[1]) or (ran[2] is not None and ran[2] != asked[2]):
+        raise CheckpointError(
+            f"{last}: this run trained {ran[0]} {ran[1]} with {ran[2]}, the recipe asks for {asked[0]} {asked[1]} "
+            f"with {asked[2]}; pass another --out for a new run, or --no-resume to start this one afresh "
+            "(overwrites it)")
+    return state
+
+
 def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bool = True,
           stop_after: int = 0, keep_epochs: bool = False) -> dict:
     """Train per ``recipe`` into ``out_dir``; returns the last epoch's log entry.
@@ -140,7 +186,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     after the fact (``benchmarks/weight_average.py``).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_folder(out)
     t = recipe.train
     threads = t.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -154,10 +200,13 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     for path in t.teacher if distil else []:
         if not Path(path).is_file():
             raise ValueError(f"teacher checkpoint {path} not found; train it first or fix [train] teacher in the recipe")
-    if t.sam_rho < 0:
-        raise ValueError(f"sam_rho = {t.sam_rho} must be >= 0 (0 turns sharpness-aware minimisation off)")
+        if not str(path).endswith(".onnx"):
+            read_checkpoint(path)  # a bad teacher is reported before the data loads
     if not 0 <= t.swa_epochs <= t.epochs:
         raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
+    last = out / "last.pt"
+    state = resume_state(last, recipe) if resume and last.exists() else None
+    online = OnlineTeacher.from_checkpoints(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
     t0 = time.time()
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
     val_ds = load_split(recipe, recipe.data.val_split, recipe.data.val_limit)
@@ -173,22 +222,24 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     sched = make_scheduler(opt, recipe, steps_per_epoch)
     gen = torch.Generator().manual_seed(t.seed)
     weights = class_weights_for(data.labels, t.class_weighting)
-    online = OnlineTeacher.from_checkpoints(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
     teacher = (teacher_targets(t.teacher, t.teacher_temperature, train_ds, spec, out)
                if distil and not t.teacher_online else None)
     history: list[dict] = []
     invocations: list[dict] = []  # how this run was invoked (epoch it started from, epoch target): see card.train_commands
     start_epoch, best_acc = 0, -1.0
 
-    last = out / "last.pt"
-    if resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["model"])
-        if ema is not None and state.get("ema"):
-            ema.load_state_dict(state["ema"])
-        if swa is not None and state.get("swa"):
-            swa.load_state_dict(state["swa"])
-        opt.load_state_dict(state["optimizer"])
+    if state is not None:
+        try:
+            net.load_state_dict(state["model"])
+            if ema is not None and state.get("ema"):
+                ema.load_state_dict(state["ema"])
+            if swa is not None and state.get("swa"):
+                swa.load_state_dict(state["swa"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise CheckpointError(f"{last}: cannot resume from it ({reason}); pass another --out, or --no-resume to "
+                                  "start this run afresh (overwrites it)") from None
         done_steps = state["scheduler"]["last_epoch"]
         if state["scheduler"].get("total_steps", t.epochs * steps_per_epoch) == t.epochs * steps_per_epoch:
             sched.load_state_dict(state["scheduler"])
@@ -237,6 +288,10 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             batch = mix_batch(x, targets, inten_target, data.has_intensity[idx],
                               None if weights is None else weights[y], t.mixup, t.cutmix, t.mix_prob, gen)
             logits, loss, cls_loss, int_loss = batch_loss(net, batch, recipe, bf16)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise TrainingError(diverged(out, recipe, epoch, step, steps_per_epoch, f"the loss is {loss_value}",
+                                             history))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if sam is not None:  # step with the gradient at the worst nearby weights instead
@@ -251,7 +306,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             sched.step()
             if ema is not None:
                 ema.update_parameters(net)
-            sums["loss"] += float(loss.detach()) * len(y)
+            sums["loss"] += loss_value * len(y)
             sums["cls"] += float(cls_loss.detach()) * len(y)
             sums["int"] += float(int_loss.detach()) * len(y)
             sums["correct"] += int((logits.argmax(1) == y).sum())
@@ -259,6 +314,9 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.3f}", acc=f"{sums['correct'] / sums['seen']:.3f}")
         train_time = time.time() - e0
+        if bad := non_finite_parameters(net):  # the last step made them so: keep the last good last.pt
+            raise TrainingError(diverged(out, recipe, epoch, steps_per_epoch - 1, steps_per_epoch,
+                                         f"weights such as {bad[0]} are", history))
         # Score the raw weights and their moving average; the better one is this epoch's model.
         val = evaluate_net(net, val_ds, spec, bf16)
         scored, val_raw = net, val
@@ -319,6 +377,18 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
     if swa is not None and history and history[-1]["epoch"] == t.epochs and not (out / "swa.pt").is_file():
         best_acc = finish_weight_average(swa, data, val_ds, spec, bf16, recipe, history[-1], out, best_acc, invocations)
     return history[-1] if history else {}
+
+
+def diverged(out: Path, recipe: Recipe, epoch: int, step: int, steps: int, what: str, history: list[dict]) -> str:
+    """The one-line reason a run stopped on a non-finite loss: where, the likely cause, what is kept."""
+    t = recipe.train
+    cause = f"the learning rate (lr = {t.lr}, {t.optimizer}, {t.schedule}) is likely too high: lower [train] lr"
+    if t.grad_clip == 0:
+        cause += " or set grad_clip (e.g. 5.0)"
+    kept = (f"{out / 'last.pt'} keeps epoch {history[-1]['epoch']} (rerun to resume from it)" if history
+            else "no epoch was saved")
+    return (f"{out}: training stopped at epoch {epoch + 1}, step {step + 1}/{steps}: {what} not finite (NaN or "
+            f"infinity); {cause}; {kept}")
 
 
 def finish_weight_average(swa: WeightAverage, data: TensorData, val_ds: FaceDataset, spec: InputSpec, bf16: bool,

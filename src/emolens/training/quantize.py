@@ -138,7 +138,7 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
             "onnxruntime_version": ort.__version__,
         },
     })
-    card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")  # before loading: it names the labels
+    card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")  # before loading: it names the labels
     quantized = EmotionModel(out)
     val = load_dataset(data, val_split, ferplus, limit=limit)
     log.info("measuring %s and %s on %d %s faces", out.name, model.name, len(val), val.split)
@@ -150,7 +150,7 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
     card["validation"], card["calibration"] = validation, calibration
     card["file_size_bytes"] = out.stat().st_size
     card["latency_ms_batch1"] = latency_ms(quantized, quantized.spec)
-    card_path_for(out).write_text(json.dumps(card, indent=2) + "\n")
+    card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
     if {"architecture", "recipe", "training"} <= card.keys():  # a card emolens export wrote
         out.with_suffix(".md").write_text(card_markdown(card, Path("best.pt")))  # every shipped model: best.pt
     return card
