@@ -34,9 +34,13 @@ def teacher_targets(checkpoints: list[str], temperature: float, data: FaceDatase
         raise ValueError("teacher_weight > 0 needs teacher = [\"runs/X/best.pt\", ...] in [train]")
     cache = out / "teacher.npy"
     if cache.is_file():
-        probs = np.load(cache)
-        if probs.shape == (len(data), len(EMOTIONS)):
-            return torch.from_numpy(probs)
+        try:
+            probs = np.load(cache, allow_pickle=False)  # numbers only, never pickled objects
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable (%s); computing the teacher predictions again", cache, exc)
+            probs = None
+        if probs is not None and probs.shape == (len(data), len(EMOTIONS)) and np.isfinite(probs).all():
+            return torch.from_numpy(probs.astype(np.float32))
     images = torch.from_numpy(data.images)
     total = np.zeros((len(data), len(EMOTIONS)), np.float64)
     for path in checkpoints:
