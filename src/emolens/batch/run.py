@@ -12,6 +12,7 @@ rest is redone by the same command.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from dataclasses import dataclass, field, replace
@@ -100,7 +101,7 @@ def run_batch(paths: Iterable[str], out: str | Path, options: AnalysisOptions | 
 
     ``client``: an existing ``distributed.Client`` (else one is made: on ``scheduler`` or a
     local cluster of ``workers`` processes). ``on_result(role, result, client)`` is called on
-    this side after every finished task (role: photos, plan, segment, finalise).
+    this side after every finished task is recorded (role: photos, plan, segment, finalise).
     Raises ``InputError``, ``OutputError``, ``EngineError`` or ``ValueError`` (options) before
     any analysis; bad inputs are error rows, never exceptions.
     """
@@ -126,7 +127,8 @@ def run_batch(paths: Iterable[str], out: str | Path, options: AnalysisOptions | 
             bar.add_work(inputs=len(inputs), frames=sum(len(u.inputs) for u in todo if u.kind == "photos"))
             bar.advance(done=report.skipped)
             for unit in [u for u in todo if u.kind == "error"]:
-                ledger.record(unit.key, error_record(unit, options, "not found"))
+                record = error_record(unit, options, "not found")
+                ledger.record(unit.key, {"parts": [], **{k: record[k] for k in ("kind", "inputs", "summary")}})
                 bar.advance(done=1, errors=1)
             work = [u for u in todo if u.kind != "error"]
             if work:
@@ -179,7 +181,11 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
         return future
 
     def record(unit, result: dict) -> None:
-        ledger.record(unit.key, {k: result[k] for k in ("kind", "parts", "inputs", "summary")})
+        parts = []
+        for ready, name in result["ready"]:       # parts land in faces/ here, then the record
+            os.replace(ready, layout.faces / name)
+            parts.append(name)
+        ledger.record(unit.key, {"parts": parts, **{k: result[k] for k in ("kind", "inputs", "summary")}})
         errors = sum(row["status"] != "ok" for row in result["inputs"])
         for row in result["inputs"]:
             if row["status"] != "ok":
@@ -206,16 +212,13 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
                 w = result["worker"]
                 report.units_by_worker[w] = report.units_by_worker.get(w, 0) + 1
                 report.loads_by_worker[w] = max(report.loads_by_worker.get(w, 0), result.get("loads", 0))
-            if on_result is not None:
-                on_result(role, result, client)
             if role in ("photos", "finalise"):
                 record(unit, result if result is not None else error_record(unit, options, failure))
                 if role == "finalise":
                     shutil.rmtree(extra, ignore_errors=True)     # the staged segments, now joined
+            elif role == "plan" and (result is None or "error" in result):
+                record(unit, error_record(unit, options, failure if result is None else result["error"]))
             elif role == "plan":
-                if result is None or "error" in result:
-                    record(unit, error_record(unit, options, failure if result is None else result["error"]))
-                    continue
                 plan: VideoPlan = result["plan"]
                 staging = layout.staging(unit.key, plan.segments[1][0] if plan.split else 0)
                 bar.add_work(frames=(plan.frames or 0) / options.every)
@@ -231,6 +234,8 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
                        str(staging), *segment_futures, extra=str(staging))
             elif role == "segment" and result is not None:
                 bar.advance(frames=result["frames"])
+            if on_result is not None:
+                on_result(role, result, client)
     except BaseException:
         client.cancel(list(getattr(flow, "futures", ())))
         raise

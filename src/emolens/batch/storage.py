@@ -12,7 +12,8 @@
 
 Every file is written under ``.emolens/tmp`` and renamed into place once complete and
 flushed to disk (``os.replace`` is atomic), so a reader, a SIGINT or a SIGKILL never meets a
-half-written file. A unit's parts land first and its ledger record last; parts whose unit
+half-written file. Workers write parts into ``.emolens/tmp`` only; the client moves a unit's
+parts into ``faces/`` when it receives the unit's result, then writes its ledger record; parts whose unit
 has no record (a run killed in between) are removed when the next run starts, and that run
 redoes the unit. ``inputs.parquet`` and ``summary.csv`` are rebuilt from the ledger at the
 end of every run, interrupted or not: they describe exactly what ``faces/`` holds.

@@ -1,6 +1,7 @@
-"""The functions Dask workers run. Each is pure in what it returns (a small record) and
-writes its rows itself, whole files only (``storage``), under names fixed by its unit, so
-a task run twice (its worker died after writing) writes the same files again.
+"""The functions Dask workers run. Each returns a small record and writes its rows as whole
+Parquet files under ``.emolens/tmp``; the client renames the files of the one result it
+receives into ``faces/`` (names fixed by the unit), so a task run twice (its worker died)
+or cancelled (Ctrl-C) never leaves a part of its own in ``faces/``.
 
 One ``Recognizer`` per worker process (and thread), built on its first task and kept
 (``worker_recognizer``): the models load once per worker, not once per task.
@@ -57,6 +58,17 @@ def _worker_info() -> dict:
     return {"worker": worker_name(), "loads": _LOADS}
 
 
+def _ready_part(layout: Layout, name: str, rows: list[dict]) -> list[str]:
+    """A part written whole under ``.emolens/tmp``: ``[its path, its name in faces/]``. The client
+    renames it into ``faces/`` when it records the unit, so a task cancelled or repeated never
+    puts a file there itself."""
+    import uuid
+
+    ready = layout.tmp / f"{name}.{uuid.uuid4().hex[:12]}.ready"
+    write_parquet_atomic(ready, table(rows, FACES_SCHEMA), layout.tmp)
+    return [str(ready), name]
+
+
 def input_row(unit_key: str, inp, options, **values) -> dict:
     row = {"source": source_name(inp.path), "kind": inp.kind, "size": inp.size if inp.size >= 0 else None,
            "mtime_ns": inp.mtime_ns if inp.mtime_ns >= 0 else None, "frames": 0, "faces": 0, "status": "ok",
@@ -68,7 +80,7 @@ def input_row(unit_key: str, inp, options, **values) -> dict:
 
 def error_record(unit, options, message: str, worker: str | None = None) -> dict:
     """The ledger record of a unit whose inputs all failed with ``message``."""
-    return {"kind": unit.kind, "parts": [], "summary": [],
+    return {"kind": unit.kind, "ready": [], "summary": [],
             "inputs": [input_row(unit.key, inp, options, status="error", message=inp.error or message, worker=worker)
                        for inp in unit.inputs]}
 
@@ -100,9 +112,8 @@ def analyse_photos(unit, options, root: str) -> dict:
             for face in result.faces:
                 sums.add_face(face, counted=face.frontal)
             summary.append(summary_row(source, "photo", "photo", sums.emotion_dict(), frames=len(result.faces)))
-    part = layout.part(unit.key, 0)
-    write_parquet_atomic(part, table(rows, FACES_SCHEMA), layout.tmp)
-    return {"kind": "photos", "parts": [part.name], "inputs": inputs, "summary": summary,
+    return {"kind": "photos", "ready": [_ready_part(layout, layout.part(unit.key, 0).name, rows)],
+            "inputs": inputs, "summary": summary,
             "frames": len(unit.inputs), **_worker_info()}
 
 
@@ -211,7 +222,7 @@ def analyse_segment(path: str, number: int, start: int, stop: int | None, times,
 
 def finalise_video(unit, plan, options, root: str, staging: str, *segments: dict) -> dict:
     """A video's staged segments joined, in order, into its parts ``faces/<unit>-<n>.parquet``
-    (one per segment, renamed into place together at the end); the ledger record."""
+    (one per segment, handed to the client to rename into place); the ledger record."""
     import pyarrow.parquet as pq
 
     from emolens.batch.stitching import VideoStitcher
@@ -220,28 +231,18 @@ def finalise_video(unit, plan, options, root: str, staging: str, *segments: dict
     inp = unit.inputs[0]
     source = source_name(inp.path)
     stitcher = VideoStitcher(source, options.model_id, plan.fps, options.half_life, options.max_missed)
-    ready, parts, faces = [], [], 0
+    ready, faces = [], 0
     segments = sorted(segments, key=lambda s: s["number"])
-    try:
-        for segment in segments:
-            rows = pq.read_table(Path(staging) / segment["rows"]).to_pylist()
-            out = stitcher.add(segment, rows)
-            faces += len(out)
-            part = layout.part(unit.key, segment["number"])
-            tmp = layout.tmp / f"{part.name}.final"
-            write_parquet_atomic(tmp, table(out, FACES_SCHEMA), layout.tmp)
-            ready.append((tmp, part))
-        for tmp, part in ready:
-            os.replace(tmp, part)
-            parts.append(part.name)
-    finally:
-        for tmp, _ in ready:
-            tmp.unlink(missing_ok=True)
+    for segment in segments:
+        rows = pq.read_table(Path(staging) / segment["rows"]).to_pylist()
+        out = stitcher.add(segment, rows)
+        faces += len(out)
+        ready.append(_ready_part(layout, layout.part(unit.key, segment["number"]).name, out))
     errors = [s["error"] for s in segments if s.get("error")]
     workers = sorted({s["worker"] for s in segments})
     row = input_row(unit.key, inp, options, frames=stitcher.frames, faces=faces,
                     status="error" if errors else "ok", message="; ".join(errors) if errors else plan.note,
                     seconds=round(sum(s["seconds"] for s in segments), 4), worker=", ".join(workers),
                     segments=len(segments))
-    return {"kind": "video", "parts": parts, "inputs": [row], "summary": stitcher.summary_rows(),
+    return {"kind": "video", "ready": ready, "inputs": [row], "summary": stitcher.summary_rows(),
             "frames": 0, **_worker_info()}
