@@ -44,7 +44,8 @@ MAX_PIXELS = 50_000_000     # the one decode limit: pixels a picture may hold on
 
 # Pillow's format names that OpenCV decodes, with the same magic bytes (so both read the same header).
 OPENCV_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "TIFF", "WEBP", "PPM", "JPEG2000", "AVIF"}
-REDUCIBLE_FORMATS = {"JPEG", "MPO"}  # MPO: a camera's JPEG with more pictures after the first  # decoded at 1/2, 1/4, 1/8 from the compressed data (others: full, then shrunk)
+# decoded at 1/2, 1/4, 1/8 from the compressed data (others: at full size, then shrunk); MPO: a camera JPEG
+REDUCIBLE_FORMATS = {"JPEG", "MPO"}
 REFUSED_FORMATS = {"EPS": "PostScript: Pillow would run Ghostscript on it", "WMF": "a Windows metafile"}
 # Formats OpenCV reads whose header Pillow cannot: named in the error instead of "not a picture".
 UNCHECKED_MAGIC = {b"#?RADIANCE": "Radiance HDR", b"#?RGBE": "Radiance HDR", b"v/1\x01": "OpenEXR", b"P7": "PAM"}
@@ -126,30 +127,39 @@ def read_image(path: str | Path, max_side: int = MAX_SIDE) -> np.ndarray:
 
 def read_file(path: str | Path) -> bytes:
     """A regular file's bytes. Folders, FIFOs, devices (``/dev/zero``) and sockets are refused before
-    any byte is read (a FIFO is opened without waiting for a writer)."""
+    any byte is read (a FIFO is opened without waiting for a writer, and checked once open)."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ImageError(f"{path}: file not found; check the path") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder; pass the pictures in it or the folder to `emolens predict`") from None
     except ValueError:   # a NUL byte in the name
         raise ImageError(f"{path!r}: not a valid file name") from None
     except OSError as exc:
+        try:
+            _refuse_non_file(path, os.stat(path).st_mode)   # a socket cannot even be opened
+        except OSError:
+            pass
         raise ImageError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    try:
+        _refuse_non_file(path, os.fstat(fd).st_mode)
+    except ImageError:
         os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise ImageError(f"{path}: is a folder; pass the pictures in it or the folder to `emolens predict`")
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise ImageError(f"{path}: is {kind}, not a file; save the picture to a file and pass that")
+        raise
     with os.fdopen(fd, "rb") as f:
         try:
             return f.read()
         except OSError as exc:
             raise ImageError(f"{path}: cannot be read ({exc.strerror}); check the file") from None
+
+
+def _refuse_non_file(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{path}: is a folder; pass the pictures in it or the folder to `emolens predict`")
+    kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    raise ImageError(f"{path}: is {kind}, not a file; save the picture to a file and pass that")
 
 
 def read_image_scaled(path: str | Path, max_side: int = MAX_SIDE,

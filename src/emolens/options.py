@@ -114,7 +114,8 @@ def flag(name: str) -> str:
 
 
 def parse(name: str, text: str | None, default=None, spelled: str | None = None):
-    """An option from text (a query parameter): ``default`` when absent; ``OptionError`` when unreadable or out of range."""
+    """An option from text (a query parameter): ``default`` when absent; ``OptionError`` when unreadable
+    or out of range."""
     if text is None:
         return default
     spelled = spelled or name

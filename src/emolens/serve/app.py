@@ -5,7 +5,7 @@ the page (``/`` and ``/static/*``), and the API docs (``/docs``, ``/openapi.json
 Swagger UI's files served from the ``fastapi-offline`` package: nothing is fetched from
 the internet. Analysis runs in the engine's worker threads, never on the event loop,
 so ``/v1/health`` answers while the workers are busy; multipart bodies are parsed off the
-loop too, and at most ``MAX_PARTS`` parts are read.
+loop too, and at most ``MAX_PARTS`` parts are read (python-multipart bounds each part's headers).
 
 Limits (each answered with a status and a sentence saying what to do): request bodies
 over ``max_upload_bytes`` (413); bodies held in memory, all requests together, over
@@ -44,8 +44,8 @@ from emolens.serve.stream import StreamSession
 from emolens.video import DEFAULT_DETECT_EVERY, DEFAULT_HALF_LIFE, DEFAULT_MAX_MISSED
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_PARTS = 16                       # multipart parts read per request (a picture needs one)
-MAX_PART_HEADER_BYTES = 16 * 1024    # header bytes per part
+MAX_PARTS = 16                       # multipart parts read per request (a picture needs one); python-multipart
+                                     # itself allows 8 headers of at most 4 KB per part
 RAW_TYPES = ("image/", "application/octet-stream")
 log = logging.getLogger("emolens.serve")
 access_log = logging.getLogger("emolens.serve.access")
@@ -341,22 +341,13 @@ def picture_part(body: bytes, content_type: str) -> tuple[str, bytes]:
         if state["count"] > MAX_PARTS:
             raise TooManyParts(f"multipart body with more than {MAX_PARTS} parts; send the picture alone "
                                "in a field named 'file'")
-        state["part"] = {"headers": {}, "data": [], "header_bytes": 0}
+        state["part"] = {"headers": {}, "data": []}
         state["field"] = b""
 
-    def count_header(n: int) -> None:
-        part = state["part"]
-        part["header_bytes"] += n
-        if part["header_bytes"] > MAX_PART_HEADER_BYTES:
-            raise TooManyParts(f"multipart part headers over {MAX_PART_HEADER_BYTES} bytes; let your HTTP client "
-                               "build the body")
-
     def on_header_field(data, start, end):
-        count_header(end - start)
         state["field"] += data[start:end]
 
     def on_header_value(data, start, end):
-        count_header(end - start)
         part = state["part"]
         name = state["field"].lower()
         part["headers"][name] = part["headers"].get(name, b"") + data[start:end]

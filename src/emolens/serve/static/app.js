@@ -150,7 +150,7 @@ const live = { stream: null, ws: null, busy: false, times: [], grab: document.cr
                last: null };
 
 const CLOSE_REASONS = { 1008: "refused (API key or origin)", 1009: "frame too large for the server",
-                        1013: "server busy, try again later" };
+                        1013: "server busy, try again later", 4408: "no frame sent for too long" };
 
 function streamUrl() {
   const url = new URL("v1/stream", location.href);
@@ -230,7 +230,8 @@ async function startCamera() {
   };
   ws.onclose = (ev) => {
     if (live.ws === ws) {
-      setStatus(status, `Stream closed${CLOSE_REASONS[ev.code] ? ": " + CLOSE_REASONS[ev.code] : ""}.`,
+      const why = CLOSE_REASONS[ev.code] || ev.reason;
+      setStatus(status, `Stream closed${why ? ": " + why : ""}.`,
                 ev.code !== 1000 && ev.code !== 1005);
       stopCamera(false);
     }
