@@ -594,14 +594,13 @@ def serve_command(
         import uvicorn
     except ImportError:
         fail("this command needs the serve extra: pip install 'emolens[serve]'")
-    from click.core import ParameterSource
-
     from emolens.faces.detect import UnknownDetectorError
     from emolens.runtime import ModelError
     from emolens.serve.engine import MiB, Engine, ServeConfig, default_workers
     from emolens.serve.security import ApiKeyError, bind_problem, read_api_key_file
 
-    key_on_command_line = ctx.get_parameter_source("api_key") == ParameterSource.COMMANDLINE
+    source = ctx.get_parameter_source("api_key")   # typer's own click: compare the source by name
+    key_on_command_line = getattr(source, "name", None) == "COMMANDLINE"
     try:
         if api_key_file is not None:
             if api_key is not None:
