@@ -303,3 +303,45 @@ def test_batch_inference_imports_no_torch(archive, tmp_path):
 
     Layout(tmp_path).prepare()
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_sigterm_stops_the_command_cleanly_and_the_rerun_finishes(archive, tmp_path):
+    """SIGTERM to a running `emolens batch`: exit 143, only whole files, the ledger matches faces/; rerun completes."""
+    src = tmp_path / "in"
+    shutil.copytree(archive, src)
+    for i in range(3):
+        shutil.copy(archive / "clip.mp4", src / f"clip{i}.mp4")
+    out = tmp_path / "out"
+    cmd = [str(Path(sys.executable).parent / "emolens"), "batch", str(src), "--out", str(out), "--workers", "2",
+           "--memory-limit", "1GB", "--segment-seconds", "1", "--photos-per-task", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and time.monotonic() < deadline and not any((out / ".emolens" / "done").glob("*.json")
+                                                                               if (out / ".emolens" / "done").is_dir()
+                                                                               else []):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the batch ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "rerun the same command" in err
+    rows = inputs_rows(out)
+    assert 1 <= len(rows) < 9
+    units = {r["unit"] for r in rows.values()}
+    parts = list((out / "faces").glob("*.parquet"))
+    assert {p.name.split("-")[0] for p in parts} <= units
+    assert sum(pq.read_table(p).num_rows for p in parts) == sum(r["faces"] for r in rows.values())
+    assert not any((out / ".emolens" / "tmp").iterdir())
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+    assert rerun.returncode == 1, rerun.stderr             # the two broken files
+    rows = inputs_rows(out)
+    assert len(rows) == 9 and sum(r["status"] == "ok" for r in rows.values()) == 7
+    table = faces_table(out)
+    assert table.num_rows == sum(r["faces"] for r in rows.values())
+    for i in range(3):
+        frames = [f for s, f in zip(table["source"].to_pylist(), table["frame"].to_pylist()) if s.endswith(f"clip{i}.mp4")]
+        assert sorted(frames) == list(range(4 * FPS))
