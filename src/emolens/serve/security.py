@@ -11,6 +11,11 @@ it, as any of:
 
 Missing key: 401; wrong key: 403 (WebSocket: closed before the handshake completes,
 which clients see as HTTP 403). A browser WebSocket from another origin is refused.
+
+The key comes from ``--api-key-file PATH`` or ``EMOLENS_API_KEY`` (``--api-key KEY`` works
+but shows in ``ps``). ``normalize_api_key`` is the one place deciding whether there is a
+key: surrounding blanks are removed and a blank key is an error, never "no key", so the
+bind check, ``ServeConfig`` and this middleware always agree.
 """
 
 from __future__ import annotations
