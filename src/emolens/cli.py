@@ -30,9 +30,30 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def shown(text: object) -> str:
+    """A user-supplied string (a file name, a message holding one) ready for rich: bytes that are
+    not UTF-8 and control characters shown as ``\\xNN``, markup brackets escaped."""
+    from emolens.file_names import printable
+
+    return escape(printable(text))
+
+
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    err_console.print(f"[bold red]error:[/] {shown(message)}")
     raise typer.Exit(code)
+
+
+def _need_stdout() -> None:
+    """Refuse up front when standard output is closed (``>&-``): the results would go nowhere."""
+    if sys.stdout is None or sys.stdout.closed:
+        fail("standard output is closed, so the results would be lost; redirect it to a file "
+             "(> results.txt) or to /dev/null")
+
+
+def _refuse_empty(values, what: str) -> None:
+    """An empty string is no path (an unset shell variable): ``Path("")`` would mean the current folder."""
+    if any(v is not None and str(v) == "" for v in values):
+        fail(f"{what} is an empty string (an unset shell variable?); give a path")
 
 
 def _need_train_extra() -> None:
@@ -229,9 +250,10 @@ def predict_command(
                                       "(quote them: 'shots/*.jpg')."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON Lines on stdout: one object per input "
                                  '{"file", "faces": [...], "error"}.'),
-    annotate: Optional[Path] = typer.Option(None, "--annotate", metavar="OUT_DIR",
-                                            help="Write each picture with boxes, landmarks and emotion bars "
-                                            "into this folder."),
+    annotate: Optional[str] = typer.Option(None, "--annotate", metavar="OUT_DIR",
+                                           help="Write each picture with boxes, landmarks and emotion bars "
+                                           "into this folder (never over an input picture: a folder where a "
+                                           "copy would replace an input is refused)."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
                                            "(default: blazeface; see `emolens detectors`)."),
     align: bool = typer.Option(True, "--align/--no-align", help="Align faces by their landmarks "
@@ -248,16 +270,26 @@ def predict_command(
     Prints a table per picture (or JSON Lines with --json). A picture without a face is not an error. Bad files are reported on stderr and skipped; the exit code is 1 when any input failed.
     """
     from emolens.faces.detect import UnknownDetectorError
-    from emolens.predict import expand_inputs, predict_files
+    from emolens.output_paths import OutputPathError, prepare_output_folder
+    from emolens.predict import annotation_targets, expand_inputs, predict_files
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
 
+    _refuse_empty(paths, "an input")
+    _refuse_empty([annotate], "--annotate")
+    _need_stdout()
+    inputs = expand_inputs(paths)
+    if annotate is not None:   # before the models load: a wrong folder is reported at once
+        try:
+            annotation_targets(inputs, annotate)
+            prepare_output_folder(annotate, "annotated pictures")
+        except OutputPathError as exc:
+            fail(str(exc))
     try:
         options = {} if detector is None else {"detector": detector}
         recognizer = Recognizer(model=model, align=align, crop=crop, max_faces=max_faces, **options)
     except (ModelError, UnknownDetectorError, ValueError) as exc:
         fail(str(exc))
-    inputs = expand_inputs(paths)
     failed = 0
     show_progress = len(inputs) > 3
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -267,12 +299,13 @@ def predict_command(
                         disable=not show_progress)
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
-        for result in predict_files(recognizer, inputs, annotate=annotate):
+        for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate)):
             progress.advance(task)
             if result.error is not None:
                 failed += 1
                 if not as_json:
-                    progress.console.print(f"[bold red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+                    progress.console.print(f"[bold red]error:[/] {shown(result.error)}", highlight=False,
+                                           soft_wrap=True)
             if as_json:
                 sys.stdout.write(json.dumps(result.to_dict()) + "\n")
                 sys.stdout.flush()
@@ -285,9 +318,9 @@ def predict_command(
 
 def _print_photo_table(result) -> None:
     if not result.faces:
-        console.print(f"[bold]{result.file}[/]: no face found", highlight=False, soft_wrap=True)
+        console.print(f"[bold]{shown(result.file)}[/]: no face found", highlight=False, soft_wrap=True)
         return
-    console.print(f"[bold]{result.file}[/]: {len(result.faces)} face(s)", highlight=False, soft_wrap=True)
+    console.print(f"[bold]{shown(result.file)}[/]: {len(result.faces)} face(s)", highlight=False, soft_wrap=True)
     from rich import box
 
     table = Table(box=box.SIMPLE_HEAD,
@@ -305,26 +338,26 @@ def _print_photo_table(result) -> None:
     if not all(f.aligned for f in result.faces):
         console.print("* face too small for landmarks (or alignment off): box crop used", style="dim")
     if result.annotated:
-        console.print(f"annotated: {result.annotated}", style="dim", highlight=False, soft_wrap=True)
+        console.print(f"annotated: {shown(result.annotated)}", style="dim", highlight=False, soft_wrap=True)
 
 
 @app.command("video")
 def video_command(
     source: str = typer.Argument(..., metavar="INPUT", help="A video file (mp4, avi, mkv, webm, mov, ...) "
                                  "or a camera number (0 = the first camera)."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", metavar="FILE", help="One row per frame and face: "
+    csv_out: Optional[str] = typer.Option(None, "--csv", metavar="FILE", help="One row per frame and face: "
                                            "frame, time, track id, box, emotion, 7 scores, 7 intensities "
                                            "(smoothed)."),
-    jsonl_out: Optional[Path] = typer.Option(None, "--jsonl", metavar="FILE", help="The same as JSON Lines, "
+    jsonl_out: Optional[str] = typer.Option(None, "--jsonl", metavar="FILE", help="The same as JSON Lines, "
                                              "with raw (unsmoothed) values and landmarks."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE.mp4", help="Write the annotated "
+    out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE.mp4", help="Write the annotated "
                                        "video (boxes, track ids, emotions, score bars)."),
     summary: bool = typer.Option(False, "--summary", help="Print per-face emotion shares and the dominant "
                                  "emotion (the default when no other output is asked for)."),
-    summary_json: Optional[Path] = typer.Option(None, "--summary-json", metavar="FILE",
-                                                help="Write the per-face summary as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="Write an emotion timeline "
-                                        "per face."),
+    summary_json: Optional[str] = typer.Option(None, "--summary-json", metavar="FILE.json",
+                                               help="Write the per-face summary as JSON."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png", help="Write an emotion timeline "
+                                       "per face (.png, .svg or .pdf)."),
     show: bool = typer.Option(False, "--show", help="Show a live window (needs a display and OpenCV with a "
                               "GUI; q or Esc stops)."),
     every: int = typer.Option(1, "--every", callback=_in_range("every"),
@@ -353,18 +386,27 @@ def video_command(
     """Recognise emotions on the faces of a video file or a live camera, in real time.
 
     Faces keep a track id across frames; their scores are smoothed over time. Outputs are
-    written as frames are processed; Ctrl-C stops and keeps what was written (exit code 130).
+    written as frames are processed; Ctrl-C (or SIGTERM) stops and keeps what was written, the
+    annotated video and the summary finished (exit code 130; 143 for SIGTERM). Outputs are
+    checked first: never the input video, never two into one file.
     """
     from emolens.faces.detect import UnknownDetectorError
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
     from emolens.video import VideoError, VideoOutputs, check_outputs, gui_problem, open_source, run_video
 
+    _refuse_empty([source], "the video")
+    for value, flag in ((csv_out, "--csv"), (jsonl_out, "--jsonl"), (out, "--out"), (summary_json, "--summary-json"),
+                        (plot, "--plot")):
+        _refuse_empty([value], flag)
     if show and (problem := gui_problem()):
         fail(problem)
+    print_summary = summary or not any([csv_out, jsonl_out, out, summary_json, plot, show])
+    if print_summary:
+        _need_stdout()
     outputs = VideoOutputs(csv=csv_out, jsonl=jsonl_out, video=out, summary_json=summary_json, plot=plot)
     try:  # inputs and outputs first: a wrong path is reported before the models load
-        check_outputs(outputs)
+        check_outputs(outputs, source)
         opened = open_source(source, every=every, realtime=realtime)
     except VideoError as exc:
         fail(str(exc))
@@ -377,7 +419,6 @@ def video_command(
     except KeyboardInterrupt:
         opened.close()
         fail("interrupted before any frame was analysed", code=130)
-    print_summary = summary or not any([csv_out, jsonl_out, out, summary_json, plot, show])
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -387,7 +428,7 @@ def video_command(
     state = {}
 
     def on_start(src) -> None:
-        state["task"] = bar.add_task(Path(src.name).name if not src.name.startswith("camera") else src.name,
+        state["task"] = bar.add_task(shown(Path(src.name).name if not src.name.startswith("camera") else src.name),
                                      total=src.expected, rate="")
 
     def on_frame(result, run) -> None:
@@ -400,31 +441,32 @@ def video_command(
                                detect_every=detect_every, half_life=half_life, max_missed=max_missed)
     except VideoError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:  # before the first frame (while opening)
+    except KeyboardInterrupt:  # raised by a callback before the first frame
         fail("interrupted before any frame was analysed", code=130)
     if print_summary:
         _print_video_summary(report)
-    written = [str(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
+    written = [shown(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
     err_console.print(f"{report.processed} frames analysed in {report.seconds:.1f} s "
                       f"({report.processing_fps:.1f} frames/s), {len(report.tracks)} face track(s)"
                       + (f", {report.dropped} frames dropped" if report.dropped else "")
                       + (f"; written: {', '.join(written)}" if written else ""), highlight=False, soft_wrap=True)
     for warning in report.warnings:
-        err_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {shown(warning)}", highlight=False, soft_wrap=True)
     if report.error:
         fail(f"{report.error} (outputs hold the {report.processed} frames analysed before it)", code=1)
     if report.interrupted:
-        fail(f"interrupted after {report.processed} frames; the outputs hold those frames", code=130)
+        how, code = ("terminated (SIGTERM)", 143) if report.interrupted_by == "SIGTERM" else ("interrupted", 130)
+        fail(f"{how} after {report.processed} frames; the outputs hold those frames", code=code)
 
 
 def _print_video_summary(report) -> None:
     from rich import box
 
     if not report.tracks:
-        console.print(f"[bold]{report.source}[/]: no face found in {report.processed} frames", highlight=False,
-                      soft_wrap=True)
+        console.print(f"[bold]{shown(report.source)}[/]: no face found in {report.processed} frames",
+                      highlight=False, soft_wrap=True)
         return
-    table = Table(title=f"{report.source}: {len(report.tracks)} face track(s), {report.processed} frames",
+    table = Table(title=f"{shown(report.source)}: {len(report.tracks)} face track(s), {report.processed} frames",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     table.add_column("track", justify="right", no_wrap=True)
     table.add_column("frames", justify="right", no_wrap=True)
@@ -447,6 +489,7 @@ def detectors_command() -> None:
     """List the face detector backends for --detector."""
     from emolens.faces.detect import DEFAULT_DETECTOR, list_detectors
 
+    _need_stdout()
     table = Table("name", "description")
     for name, description in list_detectors().items():
         table.add_row(name + (" (default)" if name == DEFAULT_DETECTOR else ""), description)

@@ -19,6 +19,7 @@ JSON Lines shape, one object per input::
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 from dataclasses import dataclass, field
@@ -50,7 +51,9 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
     for raw in paths:
         text = str(raw)
         p = Path(text)
-        if p.is_dir():
+        if text == "":   # Path("") is the current folder
+            out.append((text, "empty path (an unset shell variable?); pass pictures or folders"))
+        elif p.is_dir():
             found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 out.append((text, f"{text}: folder has no pictures ({', '.join(sorted(IMAGE_SUFFIXES))})"))
@@ -86,19 +89,70 @@ def annotated_path(out_dir: Path, source: str, used: set[str]) -> Path:
     return candidate
 
 
-def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
-                  annotate: Path | None = None) -> Iterator[PhotoResult]:
-    """Analyse each input; yields a ``PhotoResult`` per file (errors included, never raised)."""
+def annotation_targets(inputs: Iterable[tuple[str, str | None]], out_dir: str | Path) -> dict[str, Path]:
+    """Where ``predict --annotate OUT_DIR`` writes the annotated copy of each readable input.
+
+    The rule: no annotated copy may land on an input picture, this one or any other
+    (compared through symlinks, ``./`` spellings and hard links). That happens when
+    OUT_DIR is an input folder, or lies inside one and holds pictures of the same names
+    (an earlier run's copies, found again by the recursive search). Raises
+    ``OutputPathError`` naming both paths; nothing has been written then.
+    """
+    from emolens.output_paths import OutputPathError
+
+    inputs = [(path, error) for path, error in inputs if error is None]
+    by_real = {os.path.realpath(path): path for path, _ in inputs}
+    by_inode = {}
+    for path, _ in inputs:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            by_inode[(st.st_dev, st.st_ino)] = path
+    used: set[str] = set()
+    targets = {}
+    for path, _ in inputs:
+        target = annotated_path(Path(out_dir), path, used)
+        other = by_real.get(os.path.realpath(target))
+        if other is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(target)
+                other = by_inode.get((st.st_dev, st.st_ino))
+        if other is not None:
+            raise OutputPathError(f"{target}: the annotated copy of {path} would overwrite the input picture "
+                                  f"{other}; give --annotate a folder outside the input folders")
+        targets[path] = target
+    return targets
+
+
+def write_picture(path: str | Path, picture) -> None:
+    """Encode a BGR picture by the path's suffix (.jpg, .png) and write it with Python, so any file
+    name works (OpenCV's own file writing crashes on names that are not UTF-8). Raises ``OSError``."""
     import cv2
 
-    from emolens.draw import draw_faces
+    ok, data = cv2.imencode(Path(path).suffix.lower(), picture)
+    if not ok:
+        raise OSError(f"OpenCV cannot encode a {Path(path).suffix} picture")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
 
-    used: set[str] = set()
-    if annotate is not None:
-        annotate.mkdir(parents=True, exist_ok=True)
+
+def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
+                  annotate: Path | None = None) -> Iterator[PhotoResult]:
+    """Analyse each input; yields a ``PhotoResult`` per file (errors included, never raised).
+
+    ``annotate``: a folder for annotated copies (created if needed; see ``annotation_targets``
+    for where they go). An unusable folder, or a copy that would overwrite an input, raises
+    ``OutputPathError`` before the first result.
+    """
+    from emolens.draw import draw_faces
+    from emolens.output_paths import prepare_output_folder
+
     inputs = list(inputs)
     if not all(isinstance(i, tuple) for i in inputs):
         inputs = expand_inputs(inputs)
+    targets: dict[str, Path] = {}
+    if annotate is not None:
+        targets = annotation_targets(inputs, annotate)
+        prepare_output_folder(annotate, "annotated pictures")
     for path, error in inputs:
         if error is not None:
             yield PhotoResult(path, error=error)
@@ -118,10 +172,12 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
             continue
         result = PhotoResult(path, faces=[f.scaled(factor) for f in faces])
         if annotate is not None:
-            target = annotated_path(annotate, path, used)
-            picture = draw_faces(image, faces)
-            if not cv2.imwrite(str(target), picture):
-                result.error = f"{path}: could not write the annotated picture {target}; check the folder"
+            target = targets[path]
+            try:
+                write_picture(target, draw_faces(image, faces))
+            except OSError as exc:
+                result.error = (f"{path}: could not write the annotated picture {target} "
+                                f"({exc.strerror or exc}); check the folder and the free disk space")
             else:
                 result.annotated = str(target)
         yield result

@@ -24,7 +24,9 @@ which plays a file at its own speed with the camera's dropping behaviour.
 Outputs (``run_video``) stream to disk frame by frame: CSV, JSON Lines, an annotated
 video, and at the end a per-track summary (JSON) and a timeline plot (PNG). Memory
 stays flat: per track only running sums and a bounded, progressively thinned timeline
-are kept.
+are kept. Outputs are checked before the run (never onto the input video or onto each
+other, only where they can be written); Ctrl-C and SIGTERM stop a run with its outputs
+finalised, and signals during the finalisation are ignored.
 
 Python API::
 
@@ -41,7 +43,7 @@ from ``emolens.video`` itself.
 
 from emolens.video.outputs import (ANNOTATED_FOURCC, CSV_COLUMNS, AnnotatedVideoWriter, CsvWriter, Display, JsonlWriter,
                                    VideoOutputs, annotate_frame, check_outputs, gui_problem)
-from emolens.video.run import run_video
+from emolens.video.run import StopSignals, run_video
 from emolens.video.sources import (DEFAULT_FPS, Camera, Frame, FrameIterable, FrameSource, LiveSource, VideoError,
                                    VideoFile, open_source)
 from emolens.video.summary import Timeline, TrackStats, VideoSummary
@@ -53,7 +55,8 @@ __all__ = [
     "ANNOTATED_FOURCC", "CSV_COLUMNS", "DEFAULT_DETECT_EVERY", "DEFAULT_FPS", "DEFAULT_HALF_LIFE", "DEFAULT_IOU",
     "DEFAULT_MAX_MISSED", "DEFAULT_MIN_SIMILARITY", "AnnotatedVideoWriter", "Camera", "CsvWriter", "Display",
     "EmaSmoother", "FaceTracker", "Frame", "FrameIterable", "FrameResult", "FrameSource", "JsonlWriter", "LiveSource",
-    "Timeline", "Track", "TrackStats", "TrackedFace", "VideoError", "VideoFile", "VideoOutputs", "VideoSummary",
+    "StopSignals", "Timeline", "Track", "TrackStats", "TrackedFace", "VideoError", "VideoFile",
+    "VideoOutputs", "VideoSummary",
     "annotate_frame", "box_iou", "check_outputs", "drop_nested", "ema_alpha", "gui_problem", "greedy_match",
     "open_source", "run_video", "stream",
 ]

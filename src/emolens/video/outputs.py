@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from emolens.emotions import EMOTIONS
+from emolens.file_names import OpenCVPath
 from emolens.video.sources import VideoError, _quiet_opencv
 from emolens.video.tracking import FrameResult
 
@@ -36,50 +37,87 @@ def _open_text(path: Path, what: str):
         raise VideoError(f"{path}: cannot write the {what} ({exc.strerror}); check the folder's permissions") from None
 
 
+def write_failed(path: str | Path, what: str, exc: OSError) -> VideoError:
+    """The error for a write that failed half-way (a full disk, /dev/full, a removed drive)."""
+    return VideoError(f"{path}: writing the {what} failed ({exc.strerror or exc}); free some disk space or "
+                      "write it somewhere else")
+
+
+class _TextWriter:
+    """A text output flushed every frame; write errors become ``VideoError`` naming the file."""
+
+    what = "file"
+
+    def __init__(self, path: str | Path):
+        self.path = _output_path(path, self.what)
+        self._file = _open_text(self.path, self.what)
+        self.rows = 0
+
+    def _flush(self) -> None:
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise write_failed(self.path, self.what, exc) from None
+
+    def close(self) -> None:
+        """Close the file; raises ``VideoError`` when its last write fails (the file is closed either way)."""
+        if self._file.closed:
+            return
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise write_failed(self.path, self.what, exc) from None
+
+
 CSV_COLUMNS = (["frame", "time", "track_id", "x", "y", "w", "h", "emotion"]
                + [f"score_{e}" for e in EMOTIONS] + [f"intensity_{e}" for e in EMOTIONS])
 
 
-class CsvWriter:
-    """One row per (frame, track), smoothed values; flushed every frame, so an interrupted run leaves whole rows."""
+class CsvWriter(_TextWriter):
+    """One row per (frame, track), smoothed values; flushed every frame, so an interrupted run leaves whole rows.
+
+    The header is flushed at once, so a file that cannot take data (a full disk) fails before the run."""
+
+    what = "CSV file"
 
     def __init__(self, path: str | Path):
-        self.path = _output_path(path, "CSV file")
-        self._file = _open_text(self.path, "CSV file")
+        super().__init__(path)
         self._csv = csv.writer(self._file)
-        self._csv.writerow(CSV_COLUMNS)
-        self.rows = 0
+        try:
+            self._csv.writerow(CSV_COLUMNS)
+            self._flush()
+        except VideoError:
+            with contextlib.suppress(OSError):   # closes the file although its buffer cannot be written
+                self._file.close()
+            raise
 
     def write(self, result: FrameResult) -> None:
-        for f in result.faces:
-            self._csv.writerow([result.index, f"{result.timestamp:.4f}", f.track_id, *f.box, f.emotion,
-                                *(f"{f.scores[e]:.5f}" for e in EMOTIONS),
-                                *(f"{f.intensity[e]:.5f}" for e in EMOTIONS)])
-            self.rows += 1
-        self._file.flush()
+        try:
+            for f in result.faces:
+                self._csv.writerow([result.index, f"{result.timestamp:.4f}", f.track_id, *f.box, f.emotion,
+                                    *(f"{f.scores[e]:.5f}" for e in EMOTIONS),
+                                    *(f"{f.intensity[e]:.5f}" for e in EMOTIONS)])
+                self.rows += 1
+        except OSError as exc:
+            raise write_failed(self.path, self.what, exc) from None
+        self._flush()
 
-    def close(self) -> None:
-        self._file.close()
 
-
-class JsonlWriter:
+class JsonlWriter(_TextWriter):
     """One JSON object per (frame, track): ``{"frame", "time", **TrackedFace.to_dict()}`` (smoothed and raw)."""
 
-    def __init__(self, path: str | Path):
-        self.path = _output_path(path, "JSON Lines file")
-        self._file = _open_text(self.path, "JSON Lines file")
-        self.rows = 0
+    what = "JSON Lines file"
 
     def write(self, result: FrameResult) -> None:
         lines = [json.dumps({"frame": result.index, "time": round(result.timestamp, 4), **f.to_dict()})
                  for f in result.faces]
         if lines:
-            self._file.write("\n".join(lines) + "\n")
+            try:
+                self._file.write("\n".join(lines) + "\n")
+            except OSError as exc:
+                raise write_failed(self.path, self.what, exc) from None
             self.rows += len(lines)
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        self._flush()
 
 
 ANNOTATED_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
@@ -109,18 +147,27 @@ class AnnotatedVideoWriter:
         if suffix not in ANNOTATED_FOURCC:
             raise VideoError(f"{self.path}: the annotated video must be .mp4, .mov, .avi or .mkv")
         self.fourcc = ANNOTATED_FOURCC[suffix]
+        self._suffix = suffix
         self.fps = float(fps)
         self._writer = None
         self.frames = 0
         self.error: str | None = None
         self._queue = queue.Queue(maxsize=max(1, depth)) if threaded else None
         self._thread: threading.Thread | None = None
+        self._alias: OpenCVPath | None = None
 
     def _open(self, width: int, height: int) -> None:
+        try:
+            self._alias = OpenCVPath(self.path, self._suffix)
+        except OSError:
+            raise VideoError(f"{self.path}: OpenCV cannot write a file whose name is not valid UTF-8; choose "
+                             "another name") from None
         with _quiet_opencv():
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
+            self._writer = cv2.VideoWriter(self._alias.path, cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
                                            (width, height))
         if not self._writer.isOpened():
+            self._writer = None
+            self._alias.close()
             raise VideoError(f"{self.path}: OpenCV cannot write a {self.fourcc} video there; check the folder "
                              "and try .mp4 or .avi")
         if self._queue is not None:
@@ -165,13 +212,30 @@ class AnnotatedVideoWriter:
                     raise VideoError(self.error) from None
 
     def close(self) -> None:
-        """Write what is queued and finalise the file (check ``error`` afterwards)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self._writer is not None:
-            self._writer.release()
+        """Write what is queued and finalise the file (check ``error`` afterwards). The file is
+        finalised even when this is interrupted: an unfinalised mp4 does not play."""
+        try:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+        finally:
+            if self._thread is not None:     # interrupted while waiting: the thread must end before release
+                self._stop_thread()
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            if self._alias is not None:
+                self._alias.close()
+
+    def _stop_thread(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.1)
+            except Exception:  # queue.Full: the thread is still encoding
+                pass
+            self._thread.join(timeout=0.1)
+        self._thread = None
 
 
 def gui_problem() -> str | None:
@@ -224,13 +288,29 @@ class VideoOutputs:
     plot: str | Path | None = None
 
 
-def check_outputs(outputs: VideoOutputs) -> None:
-    """Raise ``VideoError`` for an output that cannot be written (folder given, wrong video suffix),
-    without creating anything: lets a command fail before loading models or reading the video."""
-    for path, what in ((outputs.csv, "CSV file"), (outputs.jsonl, "JSON Lines file"),
-                       (outputs.video, "annotated video"), (outputs.summary_json, "summary"),
-                       (outputs.plot, "timeline plot")):
-        if path is not None and Path(path).is_dir():
-            raise VideoError(f"{path}: is a folder; give a file name for the {what}")
-    if outputs.video is not None and Path(outputs.video).suffix.lower() not in ANNOTATED_FOURCC:
-        raise VideoError(f"{outputs.video}: the annotated video must be .mp4, .mov, .avi or .mkv")
+def check_outputs(outputs: VideoOutputs, source=None) -> None:
+    """Raise ``VideoError`` for an output that cannot be written, without creating anything, so a
+    command fails before loading models or reading the video: a folder given for a file, a wrong
+    suffix (annotated video: .mp4/.mov/.avi/.mkv; summary: .json; plot: .png/.svg/.pdf), a place
+    that cannot be written to, an output that is the input video ``source`` (through symlinks and
+    other spellings), or two outputs that are one file."""
+    from emolens.draw import PLOT_SUFFIXES
+    from emolens.output_paths import OutputPathError, check_distinct, check_output_file
+
+    named = [(outputs.csv, "CSV file (--csv)", None), (outputs.jsonl, "JSON Lines file (--jsonl)", None),
+             (outputs.video, "annotated video (--out)", ANNOTATED_FOURCC),
+             (outputs.summary_json, "summary (--summary-json)", (".json",)),
+             (outputs.plot, "timeline plot (--plot)", PLOT_SUFFIXES)]
+    inputs = []
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source) and os.path.isfile(source):
+        inputs.append((source, "input video"))
+    for path, what, _ in named:
+        if path is not None and os.fspath(path) == "":
+            raise VideoError(f"the {what} is an empty path (an unset shell variable?); give a file name")
+    try:
+        check_distinct(inputs, [(path, what) for path, what, _ in named])
+        for path, what, suffixes in named:
+            if path is not None:
+                check_output_file(path, what, suffixes)
+    except OutputPathError as exc:
+        raise VideoError(str(exc)) from None

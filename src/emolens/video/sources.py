@@ -7,6 +7,8 @@ import collections
 import contextlib
 import math
 import os
+import re
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from emolens.file_names import OpenCVPath
 from emolens.images import IMAGE_SUFFIXES
 
 
@@ -78,6 +81,7 @@ class FrameSource:
     """Base of the frame sources: iterate for ``Frame`` objects; ``close()`` (or ``with``) when done."""
 
     name: str = "frames"
+    stop_requested: bool = False      # see ``request_stop``
     live: bool = False            # frames arrive in real time and are dropped when analysis lags
     fps: float = DEFAULT_FPS
     frame_count: int | None = None    # frames the source announces (files), None when unknown
@@ -99,6 +103,14 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[Frame]:
         return self._frames()
+
+    def request_stop(self) -> None:
+        """Make iteration end soon, even while it waits for a frame (safe to call from a signal
+        handler: it only sets flags, it takes no lock)."""
+        self.stop_requested = True
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.cancelled = True
 
     def close(self) -> None:
         pass
@@ -130,6 +142,7 @@ class _ReaderThread:
         self._stop = threading.Event()
         self._done = False
         self._error: BaseException | None = None
+        self.cancelled = False        # set by ``FrameSource.request_stop``: iteration ends at the next wait
         self._pending_drops = 0
         self.read = 0
         self.dropped = 0
@@ -173,8 +186,10 @@ class _ReaderThread:
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
-                while not self._buffer and not self._done:
+                while not self._buffer and not self._done and not self.cancelled:
                     self._cond.wait(0.05)
+                if self.cancelled:
+                    return
                 if self._buffer:
                     frame = self._buffer.popleft()
                     if self.latest_only:
@@ -191,6 +206,58 @@ class _ReaderThread:
         with self._cond:
             self._cond.notify_all()
         self._thread.join(timeout=5)
+
+
+def _check_video_file(p: Path) -> None:
+    """Refuse, naming the file and the fix, what is no video file: missing, a folder, a device or
+    pipe (endless reads), empty, unreadable, or named as a picture."""
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise VideoError(f"{p}: file not found; check the path (or pass a camera number such as 0)") from None
+    except OSError as exc:
+        raise VideoError(f"{p}: cannot be read ({exc.strerror}); check the path and its permissions") from None
+    if stat.S_ISDIR(mode):
+        raise VideoError(f"{p}: is a folder; pass one video file")
+    if not stat.S_ISREG(mode):
+        hint = ""
+        if m := re.fullmatch(r"/dev/video(\d+)", os.path.realpath(p)):
+            hint = f"; for this camera pass its number: emolens video {m.group(1)}"
+        raise VideoError(f"{p}: is not a regular file (a device, pipe or socket); pass a video file{hint}")
+    if p.stat().st_size == 0:
+        raise VideoError(f"{p}: empty file (0 bytes); re-copy or re-export the video")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        raise VideoError(f"{p}: is a picture; use `emolens predict {p}` for pictures")
+    try:
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise VideoError(f"{p}: cannot be read ({exc.strerror}); check its permissions") from None
+
+
+def _picture_format(p: Path) -> str | None:
+    """The picture format Pillow recognises in the file's header (PNG, JPEG, ...), or None."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return None
+    try:
+        with Image.open(p) as im:
+            return im.format or "picture"
+    except Image.DecompressionBombError:
+        return "picture"
+    except Exception:
+        return None
+
+
+def _has_second_frame(path: str) -> bool:
+    """FFmpeg decodes more than one frame from the file (an animation, a motion-JPEG stream)."""
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        try:
+            return capture.isOpened() and capture.grab() and capture.grab()
+        finally:
+            capture.release()
 
 
 class VideoFile(FrameSource):
@@ -210,22 +277,35 @@ class VideoFile(FrameSource):
         self.every = int(every)
         self.prefetch = prefetch
         self._reader: _ReaderThread | None = None
+        self._alias: OpenCVPath | None = None
         self.frames_read = 0
         self.last_index = -1
+        self.decoded = 0              # frames the decoder got through (analysed or skipped by ``every``)
         p = self.path
-        if not p.exists():
-            raise VideoError(f"{p}: file not found; check the path (or pass a camera number such as 0)")
-        if p.is_dir():
-            raise VideoError(f"{p}: is a folder; pass one video file")
-        if p.stat().st_size == 0:
-            raise VideoError(f"{p}: empty file (0 bytes); re-copy or re-export the video")
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            raise VideoError(f"{p}: is a picture; use `emolens predict {p}` for pictures")
-        self.capture, first = _open_capture(
-            (str(p), cv2.CAP_FFMPEG),
-            cannot_open=f"{p}: not a video OpenCV/FFmpeg can read (damaged or unsupported format); "
-                        "re-encode it, e.g. `ffmpeg -i INPUT -c:v libx264 fixed.mp4`",
-            no_frames=f"{p}: has no video frames (empty or damaged video); check the file plays, or re-encode it")
+        if str(path) == "":
+            raise VideoError("the video is an empty path (an unset shell variable?); pass a video file "
+                             "or a camera number")
+        _check_video_file(p)
+        try:
+            self._alias = OpenCVPath(p, p.suffix)
+        except OSError:
+            raise VideoError(f"{p}: OpenCV cannot open a file whose name is not valid UTF-8; rename it "
+                             "(e.g. `convmv -f latin1 -t utf8 FILE`)") from None
+        cannot_open = (f"{p}: not a video OpenCV/FFmpeg can read (damaged or unsupported format); "
+                       "re-encode it, e.g. `ffmpeg -i INPUT -c:v libx264 fixed.mp4`")
+        try:
+            self.capture, first = _open_capture(
+                (self._alias.path, cv2.CAP_FFMPEG), cannot_open=cannot_open,
+                no_frames=f"{p}: has no video frames (empty or damaged video); check the file plays, or "
+                          "re-encode it")
+            picture = _picture_format(p)
+            if picture is not None and not _has_second_frame(self._alias.path):
+                self.capture.release()
+                raise VideoError(f"{p}: is a still {picture} picture, not a video (whatever its name says); "
+                                 f"use `emolens predict {p}` for pictures")
+        except BaseException:
+            self._alias.close()
+            raise
         self.fps = _reported_fps(self.capture)
         count = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else None
@@ -246,15 +326,18 @@ class VideoFile(FrameSource):
         while True:
             self.frames_read += 1
             self.last_index = index
+            self.decoded = index + 1
             yield Frame(index, t, image)
             for _ in range(self.every - 1):
                 if not self.capture.grab():
                     return
                 index += 1
+                self.decoded = index + 1
             ok, image = self.capture.read()
             if not ok or image is None:
                 return
             index += 1
+            self.decoded = index + 1
             t = self._position(index, t)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -268,15 +351,20 @@ class VideoFile(FrameSource):
 
     @property
     def truncated(self) -> bool:
-        """The file ended clearly before the frame count it announced (damaged or cut short)."""
+        """The file ended clearly before the frame count it announced (damaged or cut short).
+
+        Counts every frame decoded, those ``every`` skips included, so the last analysed frame
+        lying up to ``every - 1`` frames before the end is no sign of damage."""
         if not self.frame_count:
             return False
-        return self.last_index + 1 < self.frame_count * 0.95 - 2
+        return self.decoded < self.frame_count * 0.95 - 2
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
         self.capture.release()
+        if self._alias is not None:
+            self._alias.close()
 
 
 class LiveSource(FrameSource):
@@ -322,8 +410,14 @@ class LiveSource(FrameSource):
         self.source.close()
 
 
+MAX_CAMERA = 99    # OpenCV reads larger numbers as a backend code plus a camera number
+
+
 class _CameraFrames(FrameSource):
     def __init__(self, index: int):
+        if not 0 <= index <= MAX_CAMERA:
+            raise VideoError(f"camera {index}: not a camera number (cameras are numbered 0 to {MAX_CAMERA}: "
+                             "0 is the first); check the number, or pass a video file")
         self.index = index
         self.name = f"camera {index}"
         self.capture, self._first = _open_capture(
@@ -386,8 +480,8 @@ def open_source(source, every: int = 1, realtime: bool = False, prefetch: int = 
         return source
     if isinstance(source, bool):
         raise VideoError(f"not a video source: {source!r}")
-    if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()
-                                   and not Path(source).exists()):
+    if isinstance(source, int) or (isinstance(source, str) and source.strip().isascii()
+                                   and source.strip().isdigit() and not Path(source).exists()):
         return Camera(int(source))
     if isinstance(source, (str, os.PathLike)):
         if realtime:
