@@ -558,7 +558,7 @@ def batch_command(
                               half_life=half_life, max_missed=max_missed)
     try:
         report = run_batch(paths, out, options, scheduler=scheduler, workers=workers,
-                           memory_limit=None if memory_limit == "auto" else memory_limit,
+                           memory_limit=memory_limit,
                            segment_seconds=segment_seconds, photos_per_task=photos_per_task, progress=not quiet,
                            console=err_console)
     except (InputError, OutputError, EngineError, ValueError) as exc:
