@@ -466,8 +466,10 @@ def _print_video_summary(report) -> None:
         console.print(f"[bold]{shown(report.source)}[/]: no face found in {report.processed} frames",
                       highlight=False, soft_wrap=True)
         return
-    table = Table(title=f"{shown(report.source)}: {len(report.tracks)} face track(s), {report.processed} frames",
-                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    # The name on a line of its own: as a table title, a long one was wrapped and cut off.
+    console.print(f"[bold]{shown(report.source)}[/]: {len(report.tracks)} face track(s), {report.processed} frames",
+                  highlight=False, soft_wrap=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
     table.add_column("track", justify="right", no_wrap=True)
     table.add_column("frames", justify="right", no_wrap=True)
     table.add_column("time (s)", no_wrap=True)
