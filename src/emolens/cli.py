@@ -393,7 +393,10 @@ def video_command(
     from emolens.faces.detect import UnknownDetectorError
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
-    from emolens.video import VideoError, VideoOutputs, check_outputs, gui_problem, open_source, run_video
+    import signal
+
+    from emolens.video import (StopSignals, VideoError, VideoOutputs, check_outputs, gui_problem, open_source,
+                               run_video)
 
     _refuse_empty([source], "the video")
     for value, flag in ((csv_out, "--csv"), (jsonl_out, "--jsonl"), (out, "--out"), (summary_json, "--summary-json"),
@@ -435,26 +438,34 @@ def video_command(
         rate = f"{run.processing_fps:.1f} frames/s" + (f", {run.dropped} dropped" if run.dropped else "")
         bar.update(state["task"], advance=1, rate=rate)
 
-    try:
-        with bar:
-            report = run_video(recognizer, opened, outputs, show=show, on_frame=on_frame, on_start=on_start,
-                               detect_every=detect_every, half_life=half_life, max_missed=max_missed)
-    except VideoError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:  # raised by a callback before the first frame
-        fail("interrupted before any frame was analysed", code=130)
-    if print_summary:
-        _print_video_summary(report)
-    written = [shown(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
-    err_console.print(f"{report.processed} frames analysed in {report.seconds:.1f} s "
-                      f"({report.processing_fps:.1f} frames/s), {len(report.tracks)} face track(s)"
-                      + (f", {report.dropped} frames dropped" if report.dropped else "")
-                      + (f"; written: {', '.join(written)}" if written else ""), highlight=False, soft_wrap=True)
-    for warning in report.warnings:
-        err_console.print(f"[bold yellow]warning:[/] {shown(warning)}", highlight=False, soft_wrap=True)
-    if report.error:
-        fail(f"{report.error} (outputs hold the {report.processed} frames analysed before it)", code=1)
+    # Ctrl-C and SIGTERM stop the run; later ones are ignored until the command has reported.
+    with StopSignals() as signals:
+        try:
+            with bar:
+                report = run_video(recognizer, opened, outputs, show=show, on_frame=on_frame, on_start=on_start,
+                                   detect_every=detect_every, half_life=half_life, max_missed=max_missed,
+                                   stop_signals=signals)
+        except VideoError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:  # raised by a callback before the first frame
+            fail("interrupted before any frame was analysed", code=130)
+        if print_summary:
+            _print_video_summary(report)
+        written = [shown(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
+        err_console.print(f"{report.processed} frames analysed in {report.seconds:.1f} s "
+                          f"({report.processing_fps:.1f} frames/s), {len(report.tracks)} face track(s)"
+                          + (f", {report.dropped} frames dropped" if report.dropped else "")
+                          + (f"; written: {', '.join(written)}" if written else ""), highlight=False,
+                          soft_wrap=True)
+        for warning in report.warnings:
+            err_console.print(f"[bold yellow]warning:[/] {shown(warning)}", highlight=False, soft_wrap=True)
+        if report.error:
+            fail(f"{report.error} (outputs hold the {report.processed} frames analysed before it)", code=1)
     if report.interrupted:
+        # The command ends here: a further Ctrl-C or SIGTERM could only break into the interpreter's
+        # shutdown (a stray traceback, the exit status of a kill), so they are ignored from now on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         how, code = ("terminated (SIGTERM)", 143) if report.interrupted_by == "SIGTERM" else ("interrupted", 130)
         fail(f"{how} after {report.processed} frames; the outputs hold those frames", code=code)
 

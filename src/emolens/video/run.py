@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -64,7 +65,7 @@ class StopSignals:
 def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: bool = False,
               on_frame: Callable[[FrameResult, VideoSummary], object] | None = None,
               on_start: Callable[[FrameSource], None] | None = None, every: int = 1, realtime: bool = False,
-              **tracking) -> VideoSummary:
+              stop_signals: StopSignals | None = None, **tracking) -> VideoSummary:
     """Analyse a whole source and write the outputs as frames are processed.
 
     ``tracking``: ``detect_every``, ``half_life``, ``max_missed``, ``iou_threshold``
@@ -73,12 +74,13 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
     by a callback) end the run cleanly after the frame in hand: the outputs hold every
     frame processed so far and the summary has ``interrupted=True`` (``interrupted_by``
     says which signal); further signals while the outputs are finalised are ignored (see
-    ``StopSignals``). Raises ``VideoError`` for an unusable input or output,
-    before anything is written; a write that fails during the run (a full disk) ends it
-    with ``summary.error``.
+    ``StopSignals``; pass one already entered as ``stop_signals`` to keep ignoring them
+    after the run, e.g. while a command prints its report). Raises ``VideoError`` for an
+    unusable input or output, before anything is written; a write that fails during the
+    run (a full disk) ends it with ``summary.error``.
     """
     outputs = outputs or VideoOutputs()
-    with StopSignals() as signals:
+    with contextlib.nullcontext(stop_signals) if stop_signals is not None else StopSignals() as signals:
         check_outputs(outputs, None if isinstance(source, FrameSource) else source)
         src = open_source(source, every=every, realtime=realtime)
         signals.source = src
