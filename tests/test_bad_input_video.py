@@ -281,7 +281,7 @@ def test_names_that_are_not_utf8_in_and_out(tmp_path, clip, tiny_model):
     assert proc.returncode == 0, stderr.decode()
     assert frame_count(os.fsdecode(out)) == clip.frames             # played through its real name
     assert open(plot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    assert "vid\\xe9o.mp4: 1 face track(s)" in stdout.decode("utf-8")
+    assert "vid\\xe9o.mp4: 1 person(s) in 1 track(s)" in stdout.decode("utf-8")
     assert "annot\\xe9.mp4" in stderr.decode("utf-8")
     assert not [n for n in os.listdir(temp) if n.startswith("emolens-")], "the symlinks given to OpenCV are removed"
 
@@ -306,7 +306,7 @@ def test_names_with_markup_print_as_they_are(tmp_path, clip, args, name):
     result = cli(path, "--summary", "--csv", tmp_path / "f.csv", *args[:-1], "--progress")
     assert result.exit_code == 0, result.output
     shown = str(path).replace("\x1b", "\\x1b")
-    assert f"{shown}: 1 face track(s), {clip.frames} frames" in result.stdout
+    assert f"{shown}: 1 person(s) in 1 track(s), 1 shot(s), {clip.frames} frames" in result.stdout
     assert "\x1b" not in result.output
     result = cli(path, "--every", 1000, "--csv", folder / "[bold]out.csv", *args)
     assert result.exit_code == 0 and f"written: {folder / '[bold]out.csv'}" in result.stderr.replace("\n", "")

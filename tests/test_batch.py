@@ -138,6 +138,12 @@ def test_rows_equal_predict_json_and_video_csv(client, archive, tmp_path):
                                                                       want["emotion"])
             assert row["time_s"] == pytest.approx(float(want["time"]), abs=1e-4)
             assert [row[k] for k in "xywh"] == [int(want[k]) for k in "xywh"]
+            assert (row["shot"], row["person"], int(row["frontal"])) == (
+                int(want["shot"]), int(want["person"]) if want["person"] else None, int(want["frontal"]))
+            for k in ("yaw", "pitch", "roll"):
+                assert (row[k] is None) == (want[k] == "")
+                if row[k] is not None:
+                    assert row[k] == pytest.approx(float(want[k]), abs=0.051)
             for e in EMOTIONS:
                 assert row[f"score_{e}"] == pytest.approx(float(want[f"score_{e}"]), abs=1e-5)
                 assert row[f"intensity_{e}"] == pytest.approx(float(want[f"intensity_{e}"]), abs=1e-5)

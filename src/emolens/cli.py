@@ -381,11 +381,19 @@ def video_command(
                                          "(default: the shipped model)."),
     max_faces: Optional[int] = typer.Option(None, callback=_in_range("max_faces"),
                                             help="Keep only the N largest faces per frame."),
+    shots: str = typer.Option("hash", "--shots", help="Shot-cut detector: hash, content, histogram or off. A cut "
+                              "ends every track, so no track or smoothed score crosses it."),
+    persons: bool = typer.Option(True, "--persons/--no-persons", help="Give every track a person id from face "
+                                 "descriptors, stable across shots (a few descriptors per track)."),
+    all_poses: bool = typer.Option(False, "--all-poses", help="Count every face in the summary and the plot, "
+                                   "not only frontal ones (|yaw| <= 30 degrees)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Recognise emotions on the faces of a video file or a live camera, in real time.
 
-    Faces keep a track id across frames; their scores are smoothed over time. Outputs are
+    Faces keep a track id within a shot (a cut ends every track) and a person id across
+    shots; their scores are smoothed over time. The summary is per person, counting frontal
+    faces only unless --all-poses. Outputs are
     written as frames are processed; Ctrl-C (or SIGTERM) stops and keeps what was written, the
     annotated video and the summary finished (exit code 130; 143 for SIGTERM). Outputs are
     checked first: never the input video, never two into one file.
@@ -399,6 +407,10 @@ def video_command(
                                run_video)
 
     _refuse_empty([source], "the video")
+    from emolens.people.shots import SHOT_METHODS
+
+    if shots not in SHOT_METHODS:
+        fail(f"--shots {shown(shots)}: unknown shot-cut detector; choose one of {', '.join(SHOT_METHODS)}")
     for value, flag in ((csv_out, "--csv"), (jsonl_out, "--jsonl"), (out, "--out"), (summary_json, "--summary-json"),
                         (plot, "--plot")):
         _refuse_empty([value], flag)
@@ -444,7 +456,7 @@ def video_command(
             with bar:
                 report = run_video(recognizer, opened, outputs, show=show, on_frame=on_frame, on_start=on_start,
                                    detect_every=detect_every, half_life=half_life, max_missed=max_missed,
-                                   stop_signals=signals)
+                                   shots=shots, persons=persons, all_poses=all_poses, stop_signals=signals)
         except VideoError as exc:
             fail(str(exc))
         except KeyboardInterrupt:  # raised by a callback before the first frame
@@ -453,7 +465,8 @@ def video_command(
             _print_video_summary(report)
         written = [shown(p) for p in (csv_out, jsonl_out, out, summary_json, plot) if p is not None]
         err_console.print(f"{report.processed} frames analysed in {report.seconds:.1f} s "
-                          f"({report.processing_fps:.1f} frames/s), {len(report.tracks)} face track(s)"
+                          f"({report.processing_fps:.1f} frames/s), {len(report.persons())} person(s), "
+                          f"{len(report.tracks)} track(s), {report.shots} shot(s)"
                           + (f", {report.dropped} frames dropped" if report.dropped else "")
                           + (f"; written: {', '.join(written)}" if written else ""), highlight=False,
                           soft_wrap=True)
@@ -471,30 +484,58 @@ def video_command(
 
 
 def _print_video_summary(report) -> None:
+    """Persons first (time on screen, dominant emotion, share of time per emotion), then tracks; 80 columns."""
     from rich import box
 
     if not report.tracks:
         console.print(f"[bold]{shown(report.source)}[/]: no face found in {report.processed} frames",
                       highlight=False, soft_wrap=True)
         return
+    persons = report.persons()
     # The name on a line of its own: as a table title, a long one was wrapped and cut off.
-    console.print(f"[bold]{shown(report.source)}[/]: {len(report.tracks)} face track(s), {report.processed} frames",
-                  highlight=False, soft_wrap=True)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    table.add_column("track", justify="right", no_wrap=True)
-    table.add_column("frames", justify="right", no_wrap=True)
-    table.add_column("time (s)", no_wrap=True)
-    table.add_column("dominant", style="bold", no_wrap=True)
-    for e in EMOTIONS:
-        table.add_column(e[:4] if len(e) > 5 else e, justify="right", no_wrap=True)
+    console.print(f"[bold]{shown(report.source)}[/]: {len(persons)} person(s) in {len(report.tracks)} track(s), "
+                  f"{report.shots} shot(s), {report.processed} frames", highlight=False, soft_wrap=True)
+
+    def table(first: str) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+        t.add_column(first, justify="right", no_wrap=True)
+        t.add_column("time (s)", justify="right", no_wrap=True)
+        t.add_column("dominant", no_wrap=True)
+        for e in EMOTIONS:
+            t.add_column(SHORT_EMOTION[e], justify="right", no_wrap=True)
+        return t
+
+    def cells(d: dict) -> list[str]:
+        if d["dominant"] is None:
+            return ["-", *("-" for _ in EMOTIONS)]
+        return [f"{d['dominant']} {d['mean_scores'][d['dominant']]:.2f}",
+                *(f"{round(100 * d['shares'][e])}" for e in EMOTIONS)]
+
+    people = table("person")
+    for p in persons:
+        d = p.to_dict(report.frame_seconds)
+        name = f"P{d['person']}" + ("" if d["identified"] else "*")
+        people.add_row(name, f"{d['seconds_on_screen']:.1f}", *cells(d))
+    console.print(people)
+    tracks = table("track")
     for stats in sorted(report.tracks.values(), key=lambda s: s.track_id):
         d = stats.to_dict()
-        cells = [f"{d['shares'][e]:.0%}" for e in EMOTIONS]
-        table.add_row(f"#{d['track_id']}", str(d["frames"]), f"{d['start']:.1f}-{d['end']:.1f}",
-                      f"{d['dominant']} {d['mean_scores'][d['dominant']]:.2f}", *cells)
-    console.print(table)
-    console.print("share of frames per top emotion (smoothed); dominant = highest mean smoothed score",
-                  style="dim")
+        who = "" if d["person"] is None else f"P{d['person']} "
+        tracks.add_row(f"{who}#{d['track_id']}", f"{d['start']:.1f}-{d['end']:.1f}", *cells(d))
+    console.print(tracks)
+    notes = ["% of counted frames per top emotion (smoothed); dominant = highest mean score"]
+    if any(not p.identified for p in persons):
+        notes.append("P*: a track no face descriptor could name (small or turned face), a person of its own")
+    left = report.left_out
+    if left and not report.all_poses:
+        notes.append(f"{left} face-frames left out as not frontal (|yaw| > 30 or no landmarks); --all-poses "
+                     "counts them")
+    for note in notes:
+        console.print(note, style="dim", highlight=False)
+
+
+SHORT_EMOTION = {"angry": "ang", "disgust": "dis", "fear": "fea", "happy": "hap", "sad": "sad",
+                 "surprise": "sur", "neutral": "neu"}
 
 
 @app.command("detectors")

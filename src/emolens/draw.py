@@ -37,43 +37,85 @@ def plot_confusion(report: dict, path: str | Path) -> None:
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")    # what ``plot_timeline`` writes (by the file's suffix)
 
 
-def plot_timeline(series: dict, path: str | Path, title: str = "", max_tracks: int = 12) -> None:
-    """Emotion scores over time, one subplot per track (the longest ``max_tracks``), as a PNG.
+def _with_gaps(t: np.ndarray, v: np.ndarray, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times and scores with a NaN row wherever the face was off screen for more than ``gap`` seconds
+    (so the plot breaks the line instead of drawing a straight one across the absence)."""
+    if len(t) < 2:
+        return t, v
+    cut = np.flatnonzero(np.diff(t) > gap)
+    if not len(cut):
+        return t, v
+    t = np.insert(t.astype(float), cut + 1, np.nan)
+    v = np.insert(v.astype(float), cut + 1, np.nan, axis=0)
+    return t, v
 
-    ``series``: ``{track_id: (times (n,), scores (n, 7))}`` (``emolens.video.Timeline.series()``).
+
+def plot_timeline(series: dict, path: str | Path, title: str = "", max_tracks: int = 12,
+                  cuts: list[float] | None = None) -> None:
+    """``timeline_figure`` written to ``path`` (the format follows its suffix, ``PLOT_SUFFIXES``)."""
+    import matplotlib.pyplot as plt
+
+    fig = timeline_figure(series, title, max_tracks, cuts)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def timeline_figure(series: dict, title: str = "", max_tracks: int = 12, cuts: list[float] | None = None):
+    """Emotion scores over time, one subplot per person or track (the longest ``max_tracks``).
+
+    ``series``: ``{"person 1" or track id: (times (n,), scores (n, 7))}``
+    (``emolens.video.Timeline.series()``); ``cuts``: shot-cut times (s), drawn as dashed lines.
+    The title and the emotion legend sit in a header of fixed height above the plots, so
+    they never collide whatever the number of rows; lines break where a face was off screen.
+    Returns the matplotlib figure.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     from emolens.emotions import EMOTIONS
 
     shown = sorted(series, key=lambda k: -len(series[k][0]))[:max_tracks]
-    shown.sort()
+    shown.sort(key=lambda k: (isinstance(k, str) and not k.startswith("person"), _natural(k)))
     n = max(1, len(shown))
-    fig, axes = plt.subplots(n, 1, figsize=(9, 1.0 + 1.9 * n), sharex=True, squeeze=False)
+    header, footer, row = 0.8, 0.55, 1.7          # inches
+    height = header + footer + row * n
+    fig, axes = plt.subplots(n, 1, figsize=(9, height), sharex=True, squeeze=False)
+    fig.subplots_adjust(top=1 - header / height, bottom=footer / height, left=0.09, right=0.98, hspace=0.25)
     if not shown:
         axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
         axes[0, 0].set_yticks([])
-    for ax, tid in zip(axes[:, 0], shown):
-        t, v = series[tid]
+    steps = np.concatenate([np.diff(series[k][0]) for k in shown if len(series[k][0]) > 1] or [np.array([0.1])])
+    gap = max(1.0, 5 * float(np.median(steps)))
+    for ax, key in zip(axes[:, 0], shown):
+        t, v = _with_gaps(*series[key], gap)
         for k, e in enumerate(EMOTIONS):
             b, g, r = EMOTION_COLORS[e]
-            ax.plot(t, v[:, k], color=(r / 255, g / 255, b / 255), lw=1.4, label=e,
-                    marker="." if len(t) < 3 else None)
+            ax.plot(t, v[:, k], color=(r / 255, g / 255, b / 255), lw=1.4, marker="." if len(t) < 3 else None)
+        for c in cuts or []:
+            ax.axvline(c, color="0.5", lw=0.8, ls="--", zorder=0)
         ax.set_ylim(0, 1)
-        ax.set_ylabel(tid if isinstance(tid, str) else f"track #{tid}")
+        ax.set_ylabel(key if isinstance(key, str) else f"track #{key}")
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("time (s)")
-    if shown:
-        axes[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, 1.02 + 0.35 / n), ncol=len(EMOTIONS),
-                          fontsize=8, frameon=False)
+    axes[-1, 0].set_xlabel("time (s)" + ("; dashed: shot cuts" if cuts else ""))
+    handles = [Line2D([], [], color=tuple(c / 255 for c in EMOTION_COLORS[e][::-1]), lw=2) for e in EMOTIONS]
+    fig.legend(handles, list(EMOTIONS), loc="center", bbox_to_anchor=(0.5, 1 - 0.55 / height),
+               ncol=len(EMOTIONS), fontsize=8, frameon=False)
     more = len(series) - len(shown)
-    fig.suptitle(title + (f" ({more} shorter tracks not shown)" if more > 0 else ""), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    text = title if len(title) <= 100 else "..." + title[-97:]
+    fig.suptitle(text + (f" ({more} shorter not shown)" if more > 0 else ""), fontsize=10,
+                 y=1 - 0.2 / height, va="center")
+    return fig
+
+
+def _natural(key) -> tuple:
+    """Sort "person 2" before "person 10"."""
+    if isinstance(key, str):
+        name, _, number = key.rpartition(" ")
+        return (name, int(number)) if number.isdigit() else (key, 0)
+    return ("", key)
 
 
 # ---------------------------------------------------------------------------------------

@@ -69,8 +69,19 @@ class _TextWriter:
             raise write_failed(self.path, self.what, exc) from None
 
 
-CSV_COLUMNS = (["frame", "time", "track_id", "x", "y", "w", "h", "emotion"]
+CSV_COLUMNS = (["frame", "time", "shot", "track_id", "person", "x", "y", "w", "h", "emotion", "frontal",
+                "yaw", "pitch", "roll"]
                + [f"score_{e}" for e in EMOTIONS] + [f"intensity_{e}" for e in EMOTIONS])
+
+
+def csv_row(result: FrameResult, f) -> list:
+    """One CSV row (``CSV_COLUMNS``) of a tracked face: ``person`` empty until a descriptor named it,
+    ``yaw``/``pitch``/``roll`` empty when the landmarks did not fit (small or turned faces)."""
+    pose = ("", "", "") if f.pose is None else (f"{f.pose.yaw:.1f}", f"{f.pose.pitch:.1f}", f"{f.pose.roll:.1f}")
+    return [result.index, f"{result.timestamp:.4f}", f.shot, f.track_id, "" if f.person is None else f.person,
+            *f.box, f.emotion, int(bool(f.frontal)), *pose,
+            *(f"{f.scores[e]:.5f}" for e in EMOTIONS),
+            *(f"{f.intensity[e]:.5f}" for e in EMOTIONS)]
 
 
 class CsvWriter(_TextWriter):
@@ -94,9 +105,7 @@ class CsvWriter(_TextWriter):
     def write(self, result: FrameResult) -> None:
         try:
             for f in result.faces:
-                self._csv.writerow([result.index, f"{result.timestamp:.4f}", f.track_id, *f.box, f.emotion,
-                                    *(f"{f.scores[e]:.5f}" for e in EMOTIONS),
-                                    *(f"{f.intensity[e]:.5f}" for e in EMOTIONS)])
+                self._csv.writerow(csv_row(result, f))
                 self.rows += 1
         except OSError as exc:
             raise write_failed(self.path, self.what, exc) from None

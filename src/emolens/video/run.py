@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 import signal
 import threading
 import time
@@ -65,11 +66,12 @@ class StopSignals:
 def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: bool = False,
               on_frame: Callable[[FrameResult, VideoSummary], object] | None = None,
               on_start: Callable[[FrameSource], None] | None = None, every: int = 1, realtime: bool = False,
-              stop_signals: StopSignals | None = None, **tracking) -> VideoSummary:
+              stop_signals: StopSignals | None = None, all_poses: bool = False, **tracking) -> VideoSummary:
     """Analyse a whole source and write the outputs as frames are processed.
 
-    ``tracking``: ``detect_every``, ``half_life``, ``max_missed``, ``iou_threshold``
-    (see ``FaceTracker``). ``on_frame(result, summary)`` runs after each frame (e.g. a
+    ``tracking``: ``detect_every``, ``half_life``, ``max_missed``, ``iou_threshold``, ``shots``,
+    ``persons`` (see ``FaceTracker``). ``all_poses``: the summary and the plot count every face,
+    not only frontal ones. ``on_frame(result, summary)`` runs after each frame (e.g. a
     progress bar). Ctrl-C and SIGTERM (in the main thread; or ``KeyboardInterrupt`` raised
     by a callback) end the run cleanly after the frame in hand: the outputs hold every
     frame processed so far and the summary has ``interrupted=True`` (``interrupted_by``
@@ -84,7 +86,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
         check_outputs(outputs, None if isinstance(source, FrameSource) else source)
         src = open_source(source, every=every, realtime=realtime)
         signals.source = src
-        summary = VideoSummary(source=src.name, fps=src.fps)
+        summary = VideoSummary(source=src.name, fps=src.fps, all_poses=all_poses)
         writers: list = []
         video_writer = display = None
         try:
@@ -97,7 +99,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
                 video_writer = AnnotatedVideoWriter(outputs.video, src.fps / src.every)
             summary_path = _output_path(outputs.summary_json, "summary") if outputs.summary_json else None
             plot_path = _output_path(outputs.plot, "timeline plot") if outputs.plot else None
-            timeline = Timeline() if plot_path else None
+            timeline = Timeline(all_poses=all_poses) if plot_path else None
             if show:
                 display = Display(f"emolens - {printable(src.name)}")
         except BaseException:
@@ -162,8 +164,9 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             from emolens.draw import plot_timeline
 
             try:
-                plot_timeline(timeline.series(), plot_path,
-                              title=f"{printable(src.name)}: smoothed emotion scores per face")
+                cut_times = [c.timestamp for c in tracker.shots.changes]
+                plot_timeline(timeline.series(), plot_path, cuts=cut_times,
+                              title=f"{printable(Path(src.name).name)}: smoothed emotion scores per person")
             except OSError as exc:
                 summary.error = summary.error or str(write_failed(plot_path, "timeline plot", exc))
     return summary
