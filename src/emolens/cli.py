@@ -264,6 +264,8 @@ def predict_command(
                                          "(default: the shipped model)."),
     max_faces: Optional[int] = typer.Option(None, callback=_in_range("max_faces"),
                                             help="Keep only the N largest faces per picture."),
+    group_people: bool = typer.Option(False, "--group-people", help="Give every face a person id, the same for "
+                                      "the same person across all the pictures (dlib face descriptors)."),
 ) -> None:
     """Find faces in pictures and recognise their emotions.
 
@@ -299,7 +301,8 @@ def predict_command(
                         disable=not show_progress)
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
-        for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate)):
+        for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate),
+                                    group_people=group_people):
             progress.advance(task)
             if result.error is not None:
                 failed += 1
@@ -326,17 +329,26 @@ def _print_photo_table(result) -> None:
     table = Table(box=box.SIMPLE_HEAD,
                   pad_edge=False, padding=(0, 1), collapse_padding=True)
     table.add_column("#", justify="right", no_wrap=True)
+    if result.persons is not None:
+        table.add_column("who", justify="right", no_wrap=True)
     table.add_column("box x,y,w,h", no_wrap=True)
+    table.add_column("yaw", justify="right", no_wrap=True)
     table.add_column("emotion", style="bold", no_wrap=True)
     for e in EMOTIONS:
-        table.add_column(e[:4] if len(e) > 5 else e, justify="right", no_wrap=True)
+        table.add_column(SHORT_EMOTION[e], justify="right", no_wrap=True)
     for i, face in enumerate(result.faces, 1):
-        cells = [f"{face.scores[e]:.2f}" if e != face.emotion else f"[bold]{face.scores[e]:.2f}[/]"
+        cells = [f"{round(100 * face.scores[e])}" if e != face.emotion else f"[bold]{round(100 * face.scores[e])}[/]"
                  for e in EMOTIONS]
-        table.add_row(str(i), ",".join(map(str, face.box)), face.emotion + ("" if face.aligned else "*"), *cells)
+        marks = ("" if face.aligned else "*") + ("" if face.frontal else "~")
+        who = [] if result.persons is None else ["-" if result.persons[i - 1] is None else f"P{result.persons[i - 1]}"]
+        table.add_row(str(i), *who, ",".join(map(str, face.box)), "-" if face.pose is None else str(round(face.pose.yaw) + 0),
+                      face.emotion + marks, *cells)
     console.print(table)
+    console.print("scores in % (the 7 sum to 100); yaw in degrees", style="dim")
     if not all(f.aligned for f in result.faces):
-        console.print("* face too small for landmarks (or alignment off): box crop used", style="dim")
+        console.print("* no landmarks that fit (small or turned face): box crop used", style="dim")
+    if not all(f.frontal for f in result.faces):
+        console.print("~ not frontal (|yaw| > 30 degrees or unknown): less reliable", style="dim")
     if result.annotated:
         console.print(f"annotated: {shown(result.annotated)}", style="dim", highlight=False, soft_wrap=True)
 

@@ -14,7 +14,11 @@ JSON Lines shape, one object per input::
         "intensity": {"angry": v, ...},  # 7 values in 0..1
         "aligned": true,                 # false: face too small for landmarks, box crop used
         "landmarks": [[x, y], ...] | null,   # 68 points (iBUG order) or null
-        "detection_score": s}]}          # the detector's confidence (scale depends on the detector)
+        "detection_score": s,            # the detector's confidence (scale depends on the detector)
+        "pose": {"yaw": y, "pitch": p, "roll": r} | null,   # degrees; null: no landmarks that fit
+        "frontal": true,                 # |yaw| <= 30: the answer can be trusted (emolens.people.pose)
+        "person": 1 | null}]}            # only with --group-people: the same id for the same person
+                                         # across the call's pictures; null: face too small or turned
 """
 
 from __future__ import annotations
@@ -37,9 +41,36 @@ class PhotoResult:
     faces: list = field(default_factory=list)   # list[emolens.recognize.Face], in the file's pixels
     error: str | None = None
     annotated: str | None = None
+    persons: list | None = None                 # with group_people: a person id (or None) per face
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+        faces = [f.to_dict() for f in self.faces]
+        if self.persons is not None:
+            for face, person in zip(faces, self.persons):
+                face["person"] = person
+        return {"file": self.file, "faces": faces, "error": self.error}
+
+
+class PhotoPersons:
+    """Groups the faces of one ``predict`` call into persons (``--group-people``): dlib descriptors
+    of every face whose landmarks fit and that is 40 px or more, joined online (``PersonRegistry``)."""
+
+    def __init__(self):
+        from emolens.people.persons import FaceDescriber, PersonRegistry
+
+        self.describe = FaceDescriber()
+        self.registry = PersonRegistry()
+
+    def __call__(self, image, faces) -> list:
+        from emolens.people.persons import MIN_DESCRIPTOR_FACE
+
+        out = []
+        for face in faces:
+            if face.landmarks is None or min(face.box[2], face.box[3]) < MIN_DESCRIPTOR_FACE:
+                out.append(None)
+            else:
+                out.append(self.registry.assign(self.describe(image, face.landmarks)))
+        return out
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
@@ -136,8 +167,11 @@ def write_picture(path: str | Path, picture) -> None:
 
 
 def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
-                  annotate: Path | None = None) -> Iterator[PhotoResult]:
+                  annotate: Path | None = None, group_people: bool = False) -> Iterator[PhotoResult]:
     """Analyse each input; yields a ``PhotoResult`` per file (errors included, never raised).
+
+    ``group_people``: give every face a person id, the same for the same person across the
+    call's pictures (``PhotoPersons``).
 
     ``annotate``: a folder for annotated copies (created if needed; see ``annotation_targets``
     for where they go). An unusable folder, or a copy that would overwrite an input, raises
@@ -153,6 +187,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
     if annotate is not None:
         targets = annotation_targets(inputs, annotate)
         prepare_output_folder(annotate, "annotated pictures")
+    persons = PhotoPersons() if group_people else None
     for path, error in inputs:
         if error is not None:
             yield PhotoResult(path, error=error)
@@ -160,6 +195,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
         try:
             image, factor = read_image_scaled(path)
             faces = recognizer.analyze(image, color="bgr")
+            who = persons(image, faces) if persons is not None else None
         except ImageError as exc:
             yield PhotoResult(path, error=str(exc))
             continue
@@ -170,7 +206,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
             yield PhotoResult(path, error=f"{path}: could not be analysed ({type(exc).__name__}: {exc}); "
                                           "please report this with the file")
             continue
-        result = PhotoResult(path, faces=[f.scaled(factor) for f in faces])
+        result = PhotoResult(path, faces=[f.scaled(factor) for f in faces], persons=who)
         if annotate is not None:
             target = targets[path]
             try:

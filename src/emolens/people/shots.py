@@ -33,7 +33,7 @@ import numpy as np
 
 DEFAULT_SHOT_METHOD = "hash"
 DEFAULT_MIN_SHOT_SECONDS = 0.4
-SHOT_METHODS = ("content", "histogram", "hash", "off")
+SHOT_METHODS = ("hash", "content", "histogram", "off")
 # Each method's threshold on the small copy: PySceneDetect's own defaults unless the
 # cut-clip measurement said otherwise (see BENCHMARKS.md "Shot cuts").
 DEFAULT_THRESHOLDS = {"content": 27.0, "histogram": 0.2, "hash": 0.2}

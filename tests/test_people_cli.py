@@ -1,0 +1,120 @@
+"""End to end: persons, shots and pose through `emolens predict` and `emolens video`, on real faces
+that ship (examples/astronaut.jpg, public domain; matplotlib's sample grace_hopper.jpg, public domain)
+and, where ../shared/datasets is present, the 24 labelled faces of faces-multi/bald_guys.jpg."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emolens.cli import app
+from emolens.testing.clips import Actor, Shot, write_edited_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
+BALD = ROOT.parent / "shared" / "datasets" / "faces-multi" / "images" / "bald_guys.jpg"
+LABELS = ROOT / "benchmarks" / "data" / "bald_guys_persons.csv"
+
+
+def hopper_path() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def run(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_predict_group_people_names_the_same_person_across_pictures(tmp_path):
+    small = tmp_path / "astronaut-small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(ASTRONAUT)), None, fx=0.6, fy=0.6))
+    result = run("predict", ASTRONAUT, hopper_path(), small, "--group-people", "--json")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [[f["person"] for f in line["faces"]] for line in lines] == [[1], [2], [1]]
+    face = lines[0]["faces"][0]
+    assert face["frontal"] is True and set(face["pose"]) == {"yaw", "pitch", "roll"}
+    plain = json.loads(run("predict", ASTRONAUT, "--json").stdout)
+    assert "person" not in plain["faces"][0]          # only asked for with --group-people
+
+
+@pytest.mark.skipif(not BALD.is_file(), reason="../shared/datasets/faces-multi is not here")
+def test_predict_group_people_sorts_four_people(tmp_path):
+    result = run("predict", BALD, "--group-people", "--json")
+    assert result.exit_code == 0, result.output
+    faces = json.loads(result.stdout)["faces"]
+    rows = [r for r in csv.DictReader(line for line in LABELS.open() if not line.startswith("#"))]
+    truth = {}
+    for f in faces:
+        x, y, w, h = f["box"]
+        near = min(rows, key=lambda r: (int(r["cx"]) - x - w / 2) ** 2 + (int(r["cy"]) - y - h / 2) ** 2)
+        if f["person"] is not None and abs(int(near["cx"]) - x - w / 2) < w / 2:
+            truth.setdefault(f["person"], []).append(near["person"])
+    assert sum(len(v) for v in truth.values()) >= 20, "most labelled faces are found and described"
+    assert all(len(set(v)) == 1 for v in truth.values()), f"a person mixes people: {truth}"
+    assert len(truth) <= 5, f"{len(truth)} persons for 4 people"
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory):
+    """Three shots: the astronaut, Grace Hopper, the astronaut again (different backgrounds and framing)."""
+    folder = tmp_path_factory.mktemp("cuts")
+    astronaut = cv2.imread(str(ASTRONAUT))[40:300, 110:330]
+    hopper = cv2.imread(str(hopper_path()))[80:460, 80:440]
+    shots = [Shot([Actor(astronaut, [(0, 300, 240, 220), (1.5, 330, 240, 230)])], 1.5, seed=1, people=["a"]),
+             Shot([Actor(hopper, [(0, 330, 250, 240), (1.5, 310, 245, 240)])], 1.5, seed=2, people=["h"]),
+             Shot([Actor(astronaut, [(0, 250, 230, 200), (1.5, 260, 230, 210)])], 1.5, seed=3, pan=60, people=["a"])]
+    return write_edited_clip(folder / "cuts.mp4", shots, size=(640, 480), fps=20)
+
+
+def test_video_cuts_end_tracks_and_persons_join_them(cut_clip, tmp_path):
+    out_csv, summary_json, plot = tmp_path / "f.csv", tmp_path / "s.json", tmp_path / "p.png"
+    result = run("video", cut_clip.path, "--csv", out_csv, "--summary-json", summary_json, "--plot", plot,
+                 "--no-progress", "--all-poses")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out_csv.open()))
+    shot_of_frame = {int(r["frame"]): int(r["shot"]) for r in rows}
+    assert sorted(set(shot_of_frame.values())) == [0, 1, 2]
+    firsts = [min(f for f, s in shot_of_frame.items() if s == k) for k in (1, 2)]
+    assert firsts == cut_clip.cuts, "shots start at the cuts"
+    tracks = {}
+    for r in rows:
+        tracks.setdefault(r["track_id"], set()).add(r["shot"])
+    assert all(len(s) == 1 for s in tracks.values()), "no track crosses a cut"
+    person_by_shot = {}
+    for r in rows:
+        if r["person"]:
+            person_by_shot.setdefault(int(r["shot"]), set()).add(int(r["person"]))
+    assert person_by_shot == {0: {1}, 1: {2}, 2: {1}}, "the astronaut is person 1 again after the cut"
+    summary = json.loads(summary_json.read_text())
+    assert summary["shots"] == 3 and summary["cuts"] == cut_clip.cuts
+    persons = {p["person"]: p for p in summary["persons"]}
+    assert set(persons) == {1, 2} and persons[1]["shots"] == [0, 2] and len(persons[1]["tracks"]) == 2
+    assert persons[1]["seconds_on_screen"] == pytest.approx(3.0, abs=0.3)
+    assert persons[2]["seconds_on_screen"] == pytest.approx(1.5, abs=0.3)
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_video_summary_counts_frontal_faces_unless_all_poses(cut_clip, tmp_path):
+    frontal, every = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("video", cut_clip.path, "--summary-json", frontal, "--no-progress").exit_code == 0
+    assert run("video", cut_clip.path, "--summary-json", every, "--no-progress", "--all-poses").exit_code == 0
+    a, b = json.loads(frontal.read_text()), json.loads(every.read_text())
+    assert a["counted"] == "frontal faces only" and b["counted"] == "all poses"
+    assert b["face_frames_left_out"] == 0
+    for pa, pb in zip(a["persons"], b["persons"]):
+        assert pa["frames_counted"] + pa["frames_left_out"] == pb["frames_counted"] == pb["frames"]
+
+
+def test_video_refuses_an_unknown_shot_detector(cut_clip):
+    result = run("video", cut_clip.path, "--shots", "magic")
+    assert result.exit_code == 2 and "hash, content, histogram, off" in result.output
