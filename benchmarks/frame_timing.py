@@ -5,7 +5,9 @@
     python benchmarks/frame_timing.py --face-size 0       # a frame with no face: what a miss costs
 
 The frame is a photos-dev portrait (or --image) placed in a 640x480 grey scene at a
-webcam-like size (--face-size px). Stages, as Recognizer.locate/classify time them:
+webcam-like size (--face-size px), detected as video detects a frame (``retry=False``: no
+padded second chance, and BlazeFace's small-face pass only when its first pass is sure of
+no face; photos are searched harder, benchmarks/detector_recall.py). Stages, as Recognizer.locate/classify time them:
 convert (BGR -> grey), detect, landmarks, align (crop + resize), classify (ONNX
 Runtime). Medians over --runs after warm-up; threads pinned; the detectors take turns
 frame by frame, so background load slows them alike. Target: <= 10 ms per frame.
@@ -60,6 +62,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     pin_threads(args.threads)
+    from emolens.faces.detect import get_detector
     from emolens.recognize import Recognizer
 
     image = args.image
@@ -71,7 +74,9 @@ def main(argv=None) -> int:
     options = {} if args.detect_side is None else {"detect_side": args.detect_side}
     if args.no_align:
         options.update(align=False, landmarks=False)
-    recognizers = [Recognizer(detector=name, model=args.model, threads=args.threads, **options) for name in names]
+    side = args.detect_side or 640  # the Recognizer's default detect_side
+    recognizers = [Recognizer(detector=get_detector(name, max_side=side, retry=False), model=args.model,
+                              threads=args.threads, **options) for name in names]
     for rec in recognizers:
         for _ in range(args.warmup):
             rec.analyze(frame)

@@ -296,7 +296,7 @@ def test_blazeface_shipped_graph_takes_grey_and_a_three_channel_graph_still_work
     from emolens.faces.blazeface import MODEL_FILE, BlazeFaceDetector
 
     shipped = BlazeFaceDetector()
-    assert shipped.channels == 1 and shipped.session.get_inputs()[0].shape == [1, 1, 128, 128]
+    assert shipped.channels == 1 and shipped.session.get_inputs()[0].shape == [1, 1, "height", "width"]
     model = onnx.load(str(MODEL_FILE))  # back to 3 channels: the first conv's weights split in three
     first = next(n for n in model.graph.node if n.input[0] == model.graph.input[0].name)
     init = next(i for i in model.graph.initializer if i.name == first.input[1])
@@ -429,22 +429,29 @@ def test_blazeface_rejects_unknown_box_convention():
         get_detector("blazeface", box="square")
 
 
-def test_blazeface_tile_grid_covers_the_picture_with_overlap():
-    from emolens.faces.blazeface import tile_grid
+def test_blazeface_any_size_anchors_and_grid_padding():
+    """The shipped graph takes any size: anchors on the 8 and 16 px grids of that size, in the
+    model's output order (the 128 px anchors are the same grid in 0..1); pictures are padded
+    right and below to a multiple of 16."""
+    from emolens.faces.blazeface import grid_anchors, resized_to_grid, ssd_anchors
 
-    corners = tile_grid(480, 640, 320)
-    assert corners == [(0, 0), (160, 0), (320, 0), (0, 160), (160, 160), (320, 160)]
-    assert tile_grid(300, 300, 150)[-1] == (150, 150) and len(tile_grid(300, 300, 150)) == 9
-    assert tile_grid(130, 700, 130)[-1] == (570, 0)  # the last tile ends at the picture's edge
+    a = grid_anchors(336, 448)
+    assert a.shape == (2 * 42 * 56 + 6 * 21 * 28, 2)
+    assert np.allclose(a[:3], [[4, 4], [4, 4], [12, 4]]) and np.allclose(a[2 * 42 * 56], [8, 8])
+    assert np.allclose(a[-1], [448 - 8, 336 - 8])
+    assert np.allclose(grid_anchors(128, 128) / 128, ssd_anchors())
+    grey = np.full((480, 641), 200, np.uint8)
+    small = resized_to_grid(grey, 0.7)
+    assert small.shape == (336, 464) and small[:, 449:].max() == 0 and small[:, :448].min() == 200
 
 
 @pytest.mark.parametrize("face_side", [70, 110])
-def test_blazeface_finds_a_small_face_in_a_webcam_frame_by_tiles(photo, face_side):
+def test_blazeface_finds_a_small_face_in_a_webcam_frame(photo, face_side):
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     frame = np.full((480, 640), 110, np.uint8)
     frame[300:300 + face_side, 420:420 + face_side] = cv2.resize(grey, (face_side, face_side),
                                                                   interpolation=cv2.INTER_AREA)
-    assert get_detector("blazeface", tiles=False)(frame) == []  # too small for one 128 px pass
+    assert get_detector("blazeface", small_faces=False)(frame) == []  # too small for one 128 px pass
     found = get_detector("blazeface")(frame)
     assert len(found) == 1
     x, y, w, h = found[0].box
@@ -454,7 +461,7 @@ def test_blazeface_finds_a_small_face_in_a_webcam_frame_by_tiles(photo, face_sid
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
 def test_blazeface_finds_no_face_on_empty_scenes(size):
     """Smooth blurred texture (clips.background, an empty room) drew near-whole-picture boxes
-    scoring 0.5-0.7, in the whole pass and in tiles; the second look and the tile size limit drop them."""
+    scoring 0.5-0.7; the second look and the small-face pass's re-look drop them."""
     from emolens.testing.clips import background
 
     det = get_detector("blazeface")
@@ -465,7 +472,7 @@ def test_blazeface_finds_no_face_on_empty_scenes(size):
 
 
 def test_blazeface_finds_one_face_in_a_720p_frame_without_texture_boxes(photo):
-    """A 300 px face in a 1280x720 frame is found by the tiles, alone (no box on the background)."""
+    """A 300 px face in a 1280x720 frame is found by the small-face pass, alone (no box on the background)."""
     from emolens.testing.clips import Actor, background, render
 
     frame = render(background((1280, 720), 0), [Actor(photo, [(0, 500, 380, 300), (1, 500, 380, 300)])], 0.5)

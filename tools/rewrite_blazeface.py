@@ -3,7 +3,7 @@
     python tools/rewrite_blazeface.py IN.onnx src/emolens/faces/models/blazeface_short_range.onnx
 
 Needs the ``onnx`` package (the ``[train]`` extra); emolens itself only loads the result.
-Three rewrites, each exact up to float rounding (outputs within 1e-4 of the input graph's):
+Four rewrites, each exact up to float rounding (outputs within 1e-4 of the input graph's):
 
 - grey input: emolens feeds the same grey plane in all three channels, so the first
   convolution's weights are summed over its input channels and the input becomes
@@ -16,7 +16,12 @@ Three rewrites, each exact up to float rounding (outputs within 1e-4 of the inpu
 - channel counts: the three stride-2 blocks (28, 42 and 88 channels) run their MaxPool
   (and, at 42, the depthwise convolution) outside the blocked layout, which needs a
   multiple of 16 channels there. Their tensors are widened to 32, 48 and 96 channels with
-  all-zero filters: the extra channels are exactly 0 and every consumer ignores them.
+  all-zero filters: the extra channels are exactly 0 and every consumer ignores them;
+- any picture size: the input's height and width (multiples of 16) and the outputs'
+  anchor count become symbolic. The graph is convolutional up to its final reshapes
+  (``[1, -1, 16]``), so a larger input is one pass over the whole picture with anchors on
+  the same 8 and 16 px grids: emolens's small-face pass runs it on a 448 px copy rather
+  than in overlapping 128 px tiles (a third of the work for the same area).
 """
 
 from __future__ import annotations
@@ -74,6 +79,11 @@ def rewrite(model):
         c = channels[pool.input[0]]
         if c % BLOCK:
             widen(model, pool.input[0], c, -(-c // BLOCK) * BLOCK)
+    # 4. any picture size: symbolic height, width and anchor count.
+    dims = g.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for out in g.output:
+        out.type.tensor_type.shape.dim[1].dim_param = "anchors"
     del g.value_info[:]  # shapes changed; ONNX Runtime infers them again
     onnx.checker.check_model(model)
     return model
@@ -163,8 +173,10 @@ def main(argv=None) -> int:
     ref = before.run(None, {before.get_inputs()[0].name: np.repeat(x, 3, axis=1)})
     new = after.run(None, {after.get_inputs()[0].name: x})
     diff = max(float(np.abs(a - b).max()) for a, b in zip(ref, new))
-    print(f"{args.out}: max output difference {diff:.2e}")
-    return 0 if diff < 1e-3 else 1
+    wide = after.run(None, {after.get_inputs()[0].name: np.zeros((1, 1, 192, 256), np.float32)})
+    anchors = 2 * (192 // 8) * (256 // 8) + 6 * (192 // 16) * (256 // 16)
+    print(f"{args.out}: max output difference {diff:.2e}; 256 x 192 input -> {wide[0].shape[1]} anchors")
+    return 0 if diff < 1e-3 and wide[0].shape[1] == anchors else 1
 
 
 if __name__ == "__main__":

@@ -20,13 +20,26 @@ False faces: on smooth, blurred texture (an empty room, a wall) the model report
 nearly as large as its input with a middling score (0.5-0.7), exactly as it scores a
 portrait filling the picture. Two checks keep them out:
 
-- second look: a box over ``LOOK_SIDE`` of the picture's longer side scoring under
-  ``LOOK_SCORE`` is kept only if the model finds it again on a square crop ``LOOK_CROP``
-  times its size around it (a real face then has background around it; texture is
-  no face at any framing). On photos-dev this keeps 186 of the 187 top boxes it
-  applies to and removes every false box on the empty synthetic scenes;
-- tiles look only for small faces: a box over ``TILE_MAX_SIDE`` of a tile's side is
-  one the whole-picture pass would have found if it were a face, so it is dropped.
+- second look: a box scoring under ``LOOK_SCORE`` is kept only if the model finds it
+  again on a square crop ``LOOK_CROP`` times its size around it (a real face then has
+  background around it; texture is no face at any framing). On photos-dev this keeps
+  186 of the 187 top boxes it applies to and removes every false box on the empty
+  synthetic scenes. It applied to boxes over 0.6 of the picture's side until boxes of a
+  quarter of it, drawn around two or three small faces of a crowd, were found (issue 26);
+- re-look: a box of the small-face pass (below) scoring under ``SURE_SCORE`` is looked for
+  again on crops ``RELOOK_CROPS`` times its size around it, where a small face is large
+  enough for the model to be sure, and kept when the mean of its score and the lower
+  re-look score reaches ``RELOOK_MEAN`` (a dog's face scored 0.68, then 0.60 and 0.00).
+
+Small faces: one pass letterboxed into 128 x 128 finds faces of about a fifth of the
+picture's longer side and up (the model needs a face of ~28 of its 128 px). The shipped
+graph takes any input size (``tools/rewrite_blazeface.py``), so the small-face pass runs
+it once more over the whole picture resized to ``SMALL_SIDE`` px (or ``SMALL_SCALE`` of it,
+if larger), padded to a multiple of 16: faces down to ~40 px of the detection copy
+(640 px long by default). One 448 x 336 pass costs about a third of the overlapping
+128 px tiles it replaces. Photos get it always; video frames (``retry=False``) only when
+the whole pass finds nothing, so a frame with a face costs one 128 px pass. Measured in
+``benchmarks/detector_recall.py`` (BENCHMARKS.md, "Detector recall").
 
 dlib's 68-point shape predictor was trained on dlib HOG boxes, which sit lower and are
 tighter than BlazeFace's. ``box="dlib"`` (the default) re-centres the box on the point
@@ -37,6 +50,7 @@ photos-dev that brings the landmarks closer to those found from dlib's own box (
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import cv2
@@ -54,23 +68,34 @@ DLIB_BOX_SCALE = 0.90   # side of the dlib box / side of the BlazeFace box
 DLIB_BOX_CENTRE = 0.45  # box centre, as a fraction of the way from the eyes' midpoint to the mouth
 
 # False-face checks (module docstring); measured with benchmarks/detectors.py and the empty-scene test.
-LOOK_SIDE = 0.6    # boxes at least this fraction of the picture's longer side get a second look ...
-LOOK_SCORE = 0.8   # ... when they score under this
+LOOK_SCORE = 0.8   # boxes scoring under this get a second look
 LOOK_CROP = 1.6    # side of the second look's crop / side of the box
-TILE_MAX_SIDE = 0.6  # largest box a tile may report, as a fraction of the tile's side
-MIN_TILE = 32        # tiles narrower than this are not searched (a 640 x 1 strip once made 640 tiles)
+# The small-face pass (module docstring); measured with benchmarks/detector_recall.py.
+SMALL_SIDE = 448   # longer side of the picture the small-face pass runs on ...
+SMALL_SCALE = 0.7  # ... or this fraction of the picture's, if larger (never enlarged)
+SURE_SCORE = 0.7   # small-face boxes scoring under this get a re-look ...
+RELOOK_CROPS = (2.0, 3.0)  # ... on crops this many times their side ...
+RELOOK_MEAN = 0.65  # ... and are kept when the mean of their score and the lower re-look score reaches this
 
 
 def ssd_anchors(size: int = INPUT_SIZE, strides=STRIDES) -> np.ndarray:
     """(N, 2) anchor centres in 0..1, in the model's output order (2 per cell per layer, layers of one stride merged)."""
+    return grid_anchors(size, size, strides) / size
+
+
+@functools.lru_cache(maxsize=8)
+def grid_anchors(height: int, width: int, strides=STRIDES) -> np.ndarray:
+    """(N, 2) anchor centres in pixels of a ``height x width`` input (multiples of 16), in the model's output order."""
     out = []
     for stride in dict.fromkeys(strides):  # unique strides, in order
-        n = size // stride
         per_cell = 2 * strides.count(stride)
-        c = (np.arange(n, dtype=np.float32) + 0.5) / n
-        xy = np.stack(np.meshgrid(c, c), axis=-1).reshape(-1, 2)  # row-major: y outer, x inner
+        xs = (np.arange(width // stride, dtype=np.float32) + 0.5) * stride
+        ys = (np.arange(height // stride, dtype=np.float32) + 0.5) * stride
+        xy = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major: y outer, x inner
         out.append(np.repeat(xy, per_cell, axis=0))
-    return np.concatenate(out)
+    out = np.concatenate(out)
+    out.flags.writeable = False  # shared by every call with this size
+    return out
 
 
 def letterbox(grey: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, float, int, int]:
@@ -135,31 +160,34 @@ def dlib_style_box(box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     return np.array([centre[0] - side / 2, centre[1] - side / 2, side, side])
 
 
-def tile_grid(h: int, w: int, side: int) -> list[tuple[int, int]]:
-    """Top-left corners of ``side x side`` tiles covering an ``h x w`` picture, overlapping by half a tile."""
-    def starts(n):
-        return sorted({*range(0, max(1, n - side + 1), max(1, side // 2)), max(0, n - side)})
-    return [(x, y) for y in starts(h) for x in starts(w)]
+def resized_to_grid(grey: np.ndarray, scale: float, multiple: int = 16) -> np.ndarray:
+    """The picture resized by ``scale``, with black bars right and below up to a multiple of ``multiple``."""
+    h, w = grey.shape[:2]
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(small, 0, -nh % multiple, 0, -nw % multiple, cv2.BORDER_CONSTANT, value=0)
 
 
 class BlazeFaceDetector(FaceDetector):
     """MediaPipe BlazeFace short-range (128 px input) on ONNX Runtime.
 
-    One pass finds faces over ~1/6 of the picture's longer side. When it finds nothing,
-    the padded second chance (``FaceDetector``) catches faces that fill the picture, and
-    then, with ``tiles`` on, the picture is searched again in overlapping tiles of half
-    its longer side (6 tiles for 640 x 480), which finds faces down to ~1/16 of the side
-    (40 px in a 640 px frame).
+    One pass finds faces over ~1/5 of the picture's longer side. When it finds nothing,
+    the padded second chance (``FaceDetector``) catches faces that fill the picture. With
+    ``small_faces`` on, one more pass over the picture at 448 px finds faces down to ~1/16
+    of the side (40 px in a 640 px frame): on photos always, on video frames
+    (``retry=False``) when the first pass found nothing (module docstring). It needs a graph
+    that takes any input size, as the shipped one does; a fixed 128 x 128 graph runs the first
+    pass only.
 
     box: "dlib" (boxes in dlib HOG's convention, for the landmark predictor) or "raw".
     min_score: confidence threshold (MediaPipe's default 0.5). iou: NMS overlap threshold.
     threads: ONNX Runtime threads (1: the net is tiny, more threads cost more than they give).
-    second_look: check large, unsure boxes again on a crop around them (module docstring).
+    second_look: check unsure boxes again on a crop around them (module docstring).
     """
 
     name = "blazeface"
 
-    def __init__(self, box: str = "dlib", min_score: float = 0.5, iou: float = 0.3, tiles: bool = True,
+    def __init__(self, box: str = "dlib", min_score: float = 0.5, iou: float = 0.3, small_faces: bool = True,
                  model: str | Path = MODEL_FILE, threads: int = 1, second_look: bool = True, **base):
         super().__init__(**base)
         if box not in ("dlib", "raw"):
@@ -177,18 +205,25 @@ class BlazeFaceDetector(FaceDetector):
         channels = self.session.get_inputs()[0].shape[1]
         # 1: the shipped graph, rewritten for grey input (models/NOTICE.md); 3: a tflite2onnx original.
         self.channels = channels if isinstance(channels, int) else 3
+        any_size = not isinstance(self.session.get_inputs()[0].shape[2], int)
         self.anchors = ssd_anchors()
         self.box = box
         self.min_score = float(min_score)
         self.iou = float(iou)
         self.second_look = bool(second_look)
-        self.tiles = _TiledSearch(self, max_side=self.max_side) if tiles else None
+        self.small_faces = _SmallFaceSearch(self, max_side=self.max_side) if small_faces and any_size else None
 
     def __call__(self, grey: np.ndarray, retry: bool | None = None):
         found = super().__call__(grey, retry=retry)  # the whole picture, then the padded second chance
-        if found or self.tiles is None:
-            return found
-        return self.tiles(grey)
+        photo = self.retry if retry is None else retry
+        if self.small_faces is None or (not photo and any(d.score >= SURE_SCORE for d in found)):
+            return found  # a video frame with a face the first pass is sure of: one 128 px pass (frame budget)
+        merged: list = []
+        for d in sorted(found + self.small_faces(grey), key=lambda d: d.score, reverse=True):
+            # Of two boxes on one face, or a box around a group of faces and one of them, the surer one.
+            if not any(_same_face(d.box, k.box, self.iou) for k in merged):
+                merged.append(d)
+        return sorted(merged, key=lambda d: d.box[2] * d.box[3], reverse=True)
 
     def _detect(self, grey):
         boxes, scores, kps = self._run(grey)
@@ -200,9 +235,9 @@ class BlazeFaceDetector(FaceDetector):
         return [(*map(float, b), float(s)) for b, s in zip(boxes, scores)]
 
     def _confirmed(self, grey: np.ndarray, box: np.ndarray, score: float) -> bool:
-        """A raw box is a face: small or sure enough, or found again on a crop around it."""
+        """A raw box is a face: sure enough, or found again on a crop around it."""
         h, w = grey.shape
-        if max(box[2], box[3]) < LOOK_SIDE * max(h, w) or score >= LOOK_SCORE:
+        if score >= LOOK_SCORE:
             return True
         side = int(round(LOOK_CROP * max(box[2], box[3])))
         if not 0 < side <= LOOK_CROP * 2 * max(h, w):   # a box far larger than the picture is no face
@@ -219,14 +254,43 @@ class BlazeFaceDetector(FaceDetector):
         ref = (box[0] - x0, box[1] - y0, box[2], box[3])
         return any(_iou(b, ref) > 0.5 for b in again)
 
-    def _run(self, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw boxes (x, y, w, h), scores and keypoints (K, 6, 2) in ``grey``'s pixels."""
-        boxed, scale, left, top = letterbox(grey)
+    def _relooked(self, grey: np.ndarray, box: np.ndarray, score: float) -> bool:
+        """A small-face box is a face: sure enough, or scoring well again on a crop around it (module docstring)."""
+        if score >= SURE_SCORE:
+            return True
+        h, w = grey.shape
+        for times in RELOOK_CROPS:  # every crop must find it again; the first miss ends the look
+            side = int(round(times * max(box[2], box[3])))
+            x0 = int(round(box[0] + box[2] / 2 - side / 2))
+            y0 = int(round(box[1] + box[3] / 2 - side / 2))
+            cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+            if side <= 0 or cx1 <= cx0 or cy1 <= cy0:
+                return False
+            crop = cv2.copyMakeBorder(grey[cy0:cy1, cx0:cx1], cy0 - y0, y0 + side - cy1, cx0 - x0,
+                                      x0 + side - cx1, cv2.BORDER_REPLICATE)
+            again, scores, _ = self._run(np.ascontiguousarray(crop))
+            ref = (box[0] - x0, box[1] - y0, box[2], box[3])
+            best = max((s for b, s in zip(again, scores) if _iou(b, ref) > 0.3), default=0.0)
+            if (score + best) / 2 < RELOOK_MEAN:
+                return False
+        return True
+
+    def _run(self, grey: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw boxes (x, y, w, h), scores and keypoints (K, 6, 2) in ``grey``'s pixels.
+
+        scale None: the picture letterboxed into the 128 x 128 input; a number: the picture
+        resized by it, in one pass of that size (``resized_to_grid``; the any-size graph)."""
+        if scale is None:
+            boxed, scale, left, top = letterbox(grey)
+            anchors, unit = self.anchors, INPUT_SIZE
+        else:
+            boxed, left, top = resized_to_grid(grey, scale), 0, 0
+            anchors, unit = grid_anchors(*boxed.shape), 1
         x = (boxed.astype(np.float32) * (1 / 127.5) - 1.0)[None, None]  # -1..1
         if self.channels != 1:
             x = np.repeat(x, self.channels, axis=1)  # grey in all channels
         regressors, scores = self.session.run(["regressors", "classificators"], {self.input_name: x})
-        boxes, conf, kps = weighted_nms(*decode(scores, regressors, self.anchors, min_score=self.min_score),
+        boxes, conf, kps = weighted_nms(*decode(scores, regressors, anchors, size=unit, min_score=self.min_score),
                                         min_score=self.min_score, iou=self.iou)
         shift = np.array([left, top], dtype=np.float64)  # model pixels -> picture pixels
         boxes = np.concatenate([(boxes[:, :2] - shift) / scale, boxes[:, 2:] / scale], axis=1)
@@ -241,33 +305,32 @@ def _iou(a, b) -> float:
     return float(iw * ih / (a[2] * a[3] + b[2] * b[3] - iw * ih))
 
 
-class _TiledSearch(FaceDetector):
-    """BlazeFace over overlapping tiles of half the picture's longer side; duplicates merged by NMS.
-    Only boxes up to ``TILE_MAX_SIDE`` of the tile are kept: larger faces are the whole pass's."""
+def _same_face(a, b, iou: float) -> bool:
+    """Two boxes of one face: they overlap by more than ``iou``, or one lies mostly inside the other."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return False
+    return _iou(a, b) > iou or iw * ih > 0.5 * min(a[2] * a[3], b[2] * b[3])
 
-    name = "blazeface-tiles"
+
+class _SmallFaceSearch(FaceDetector):
+    """BlazeFace once over the picture at ``SMALL_SIDE`` px (module docstring); unsure boxes re-looked."""
+
+    name = "blazeface-small-faces"
 
     def __init__(self, blazeface: BlazeFaceDetector, **base):
         super().__init__(retry=False, **base)
         self.blazeface = blazeface
 
     def _detect(self, grey):
-        h, w = grey.shape
-        side = min(h, w, max(INPUT_SIZE, round(max(h, w) / 2)))
-        if max(h, w) < 2 * INPUT_SIZE:  # the whole picture already ran at (nearly) full resolution
+        longer = max(grey.shape)
+        if longer <= INPUT_SIZE:  # the first pass already saw the picture at full size
             return []
-        if side < MIN_TILE:             # a strip too narrow to hold a face the model finds
-            return []
-        boxes, scores, kps = [], [], []
-        for x, y in tile_grid(h, w, side):
-            b, s, k = self.blazeface._run(np.ascontiguousarray(grey[y:y + side, x:x + side]))
-            small = np.maximum(b[:, 2], b[:, 3]) <= TILE_MAX_SIDE * side  # larger: texture (module docstring)
-            b, s, k = b[small], s[small], k[small]
-            boxes.append(b + [x, y, 0, 0])
-            scores.append(s)
-            kps.append(k + [x, y])
-        boxes, scores, kps = weighted_nms(np.concatenate(boxes), np.concatenate(scores), np.concatenate(kps),
-                                          min_score=self.blazeface.min_score, iou=self.blazeface.iou)
+        scale = min(1.0, max(SMALL_SCALE, SMALL_SIDE / longer))
+        boxes, scores, kps = self.blazeface._run(grey, scale=scale)
+        keep = [i for i, (b, s) in enumerate(zip(boxes, scores)) if self.blazeface._relooked(grey, b, s)]
+        boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
         if self.blazeface.box == "dlib":
             boxes = np.array([dlib_style_box(b, k) for b, k in zip(boxes, kps)]).reshape(-1, 4)
         return [(*map(float, b), float(s)) for b, s in zip(boxes, scores)]

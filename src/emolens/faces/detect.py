@@ -142,8 +142,9 @@ class DetectorInfo:
 
 
 _REGISTRY: dict[str, DetectorInfo] = {}
-# BlazeFace finds 100% of photos-dev (dlib+haar: 95.7%) at a fraction of dlib's time, and its tiled second
-# pass finds smaller faces in large frames than dlib does. benchmarks/detectors.py, benchmarks/frame_timing.py
+# BlazeFace finds 100% of photos-dev (dlib+haar: 95.7%) at a fraction of dlib's time, and with its small-face
+# pass 96% of 241 faces in group photos and crowds with no false box (haar: 93% with 0.22 false boxes per
+# picture; dlib: 59%; dlib-cnn: 33%). benchmarks/detectors.py, detector_recall.py, frame_timing.py
 DEFAULT_DETECTOR = "blazeface"
 
 
@@ -243,23 +244,25 @@ class DlibCnnDetector(FaceDetector):
         return [(d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence) for d in found]
 
 
-@register_detector("haar", "OpenCV Haar cascade (frontal faces): finds more tight crops than dlib, more false alarms")
+@register_detector("haar", "OpenCV Haar cascade (frontal faces): faces down to ~40 px, more false alarms, slow "
+                   "on large pictures")
 def _haar(**options) -> FaceDetector:
     return HaarDetector(**options)
 
 
-@register_detector("dlib", "dlib HOG + SVM (frontal faces): fast, fewer false alarms than haar")
+@register_detector("dlib", "dlib HOG + SVM (frontal faces): fewer false alarms than haar; faces of ~80 px and up")
 def _dlib(**options) -> FaceDetector:
     return DlibHogDetector(**options)
 
 
-@register_detector("dlib-cnn", "dlib MMOD CNN: most robust to pose and blur, ~10x slower")
+@register_detector("dlib-cnn", "dlib MMOD CNN: most robust to pose and blur, slowest (~1 s a picture); runs at "
+                   "480 px, so misses most faces under ~80 px of a 640 px picture")
 def _dlib_cnn(**options) -> FaceDetector:
     return DlibCnnDetector(**options)
 
 
-@register_detector("blazeface", "MediaPipe BlazeFace CNN (ONNX Runtime): fastest, best recall; tight crops "
-                   "and, in tiles, faces down to ~1/16 of the picture")
+@register_detector("blazeface", "MediaPipe BlazeFace CNN (ONNX Runtime): best recall, faces down to ~40 px of "
+                   "a 640 px picture; fastest on a video frame with a face")
 def _blazeface(**options) -> FaceDetector:
     from emolens.faces.blazeface import BlazeFaceDetector
 
