@@ -151,3 +151,14 @@ def test_cli_does_not_import_torch(tiny_model, photo):
             f"r = CliRunner().invoke(app, ['predict', {str(photo)!r}, '--model', {str(tiny_model)!r}, '--json']); "
             "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", ["predict", "video", "batch", "serve", "train", "export", "quantize", "evaluate"])
+def test_help_keeps_brackets_and_shows_no_placeholder_after_flags(command):
+    """Issue 26 item 7: rich markup ate '[serve]' from the help; flags showed '<bool>', inviting '--json true'."""
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "[/" not in result.output and "[bold" not in result.output
+    if command in ("serve", "batch"):
+        assert f"pip install 'emolens[{command}]'" in result.output.replace("\n  ", " ")

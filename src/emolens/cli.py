@@ -25,6 +25,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat bracketed text such as 'emolens[serve]' from the help, and
+    # typer's rich panels print a type placeholder after every flag ("--json <bool>") that invites "--json true".
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -246,7 +249,7 @@ def evaluate_command(
 
 @app.command("predict")
 def predict_command(
-    paths: list[str] = typer.Argument(..., help="Pictures, folders (searched recursively) or glob patterns "
+    paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Pictures, folders (searched recursively) or glob patterns "
                                       "(quote them: 'shots/*.jpg')."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON Lines on stdout: one object per input "
                                  '{"file", "faces": [...], "error"}.'),
@@ -568,7 +571,7 @@ def detectors_command() -> None:
 
 @app.command("batch")
 def batch_command(
-    paths: list[str] = typer.Argument(..., metavar="INPUTS...", help="Photos and videos: files, folders "
+    paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Photos and videos: files, folders "
                                       "(searched recursively), glob patterns (quote them) and manifests (.txt: "
                                       "one path a line; .csv or .parquet: a 'path' column)."),
     out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Results folder: faces/ (Parquet), "
@@ -605,7 +608,7 @@ def batch_command(
 ) -> None:
     r"""Analyse whole archives of photos and videos on Dask (this machine or a cluster) into Parquet.
 
-    Rows are those of `emolens predict --json` (photos) and `emolens video --csv` (videos) with the same options. Rerun the same command to resume: inputs done with the same file and options are skipped. A bad input becomes an error row and the batch goes on; the exit code is 1 when any input failed. Needs the batch extra: pip install 'emolens\[batch]'. See docs/batch.md.
+    Rows are those of `emolens predict --json` (photos) and `emolens video --csv` (videos) with the same options. Rerun the same command to resume: inputs done with the same file and options are skipped. A bad input becomes an error row and the batch goes on; the exit code is 1 when any input failed. Needs the batch extra: pip install 'emolens[batch]'. See docs/batch.md.
     """
     from emolens.batch import missing_extra
 
