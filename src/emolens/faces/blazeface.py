@@ -18,7 +18,7 @@ same outputs (max difference 1e-4). What the model leaves to its caller is here:
 
 False faces: on smooth, blurred texture (an empty room, a wall) the model reports a box
 nearly as large as its input with a middling score (0.5-0.7), exactly as it scores a
-portrait filling the picture. Two checks keep them out:
+portrait filling the picture. These checks keep them out:
 
 - second look: a box scoring under ``LOOK_SCORE`` is kept only if the model finds it
   again on a square crop ``LOOK_CROP`` times its size around it (a real face then has
@@ -38,7 +38,8 @@ it once more over the whole picture resized to ``SMALL_SIDE`` px (or ``SMALL_SCA
 if larger), padded to a multiple of 16: faces down to ~40 px of the detection copy
 (640 px long by default). One 448 x 336 pass costs about a third of the overlapping
 128 px tiles it replaces. Photos get it always; video frames (``retry=False``) only when
-the whole pass finds nothing, so a frame with a face costs one 128 px pass. Measured in
+the first pass finds no face scoring ``SURE_SCORE`` or more, so a frame with a clear face
+costs one 128 px pass (the frame budget). Measured in
 ``benchmarks/detector_recall.py`` (BENCHMARKS.md, "Detector recall").
 
 dlib's 68-point shape predictor was trained on dlib HOG boxes, which sit lower and are
@@ -175,7 +176,7 @@ class BlazeFaceDetector(FaceDetector):
     the padded second chance (``FaceDetector``) catches faces that fill the picture. With
     ``small_faces`` on, one more pass over the picture at 448 px finds faces down to ~1/16
     of the side (40 px in a 640 px frame): on photos always, on video frames
-    (``retry=False``) when the first pass found nothing (module docstring). It needs a graph
+    (``retry=False``) when the first pass is sure of no face (module docstring). It needs a graph
     that takes any input size, as the shipped one does; a fixed 128 x 128 graph runs the first
     pass only.
 
