@@ -157,3 +157,12 @@ def test_person_registry_refine_and_errors():
     assert reg.assign(np.zeros(128) + 0.001) == 1 and lone == 3
     with pytest.raises(ValueError):
         PersonRegistry(0)
+
+
+def test_association_refuses_a_face_that_grew_too_fast():
+    from emolens.video.tracking import greedy_match
+
+    track = (100, 100, 100, 100)
+    assert greedy_match([track], [(100, 100, 180, 180)]) == []        # IoU 0.31, but the side grew 1.8x
+    assert greedy_match([track], [(100, 100, 140, 140)]) == [(0, 0)]  # 1.4x: a face coming closer
+    assert greedy_match([track], [(130, 100, 100, 100)]) == [(0, 0)]  # moved by 0.3 of its width
