@@ -394,6 +394,102 @@ def test_stream_refuses_other_origins_bad_options_and_too_many_streams(engine, c
         assert info.value.code == 1013
 
 
+def hopper_path() -> Path:
+    """Grace Hopper's portrait that matplotlib ships (public domain), a second real face."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+# Three shots, as tests/test_people_cli.py's clip: the astronaut, Grace Hopper, the astronaut again.
+SHOTS = [("astronaut", 1, [(0, 300, 240, 220), (1.5, 330, 240, 230)]),
+         ("hopper", 2, [(0, 330, 250, 240), (1.5, 310, 245, 240)]),
+         ("astronaut", 3, [(0, 250, 230, 200), (1.5, 260, 230, 210)])]
+
+
+@pytest.fixture(scope="module")
+def cut_stream(client):
+    """The three shots sent through one WebSocket at 20 frames per shot-second: (JPEGs, replies, shot of each).
+
+    A shot goes on until 0.6 s of stream time have passed since its first frame (the shot
+    detector ignores a cut less than 0.4 s after the last), holding its last frame when the
+    server analyses faster than 20 frames/s: the wait is on the replies' times, not a sleep.
+    """
+    photos = {"astronaut": cv2.imread(str(EXAMPLE))[40:300, 110:330],
+              "hopper": cv2.imread(str(hopper_path()))[80:460, 80:440]}
+    jpegs, replies, truth = [], [], []
+    with client.websocket_connect("/v1/stream") as ws:
+        for k, (who, seed, keys) in enumerate(SHOTS):
+            actors = [clips.Actor(photos[who], keys)]
+            base = clips.background((640, 480), seed)
+            start = None
+            for i in range(400):
+                frame = clips.render(base, actors, min(i / 20, 1.45))
+                data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                ws.send_bytes(data)
+                reply = ws.receive_json()
+                jpegs.append(data)
+                replies.append(reply)
+                truth.append(k)
+                start = reply["time"] if start is None else start
+                if i >= 10 and reply["time"] - start >= 0.6:
+                    break
+    return jpegs, replies, truth
+
+
+def test_stream_cuts_end_tracks_and_persons_come_back(cut_stream):
+    _, replies, truth = cut_stream
+    assert all(not r.get("error") for r in replies)
+    assert [r["shot"] for r in replies] == truth, "a shot per scene, starting at the cut"
+    cuts = [i for i, r in enumerate(replies) if r["cut"]]
+    assert cuts == [truth.index(1), truth.index(2)]
+    assert sum(len(r["faces"]) == 1 for r in replies) >= len(replies) - 2
+    tracks, persons = {}, {}
+    for r in replies:
+        for f in r["faces"]:
+            assert f["shot"] == r["shot"]
+            assert set(f["pose"]) == {"yaw", "pitch", "roll"} and isinstance(f["frontal"], bool)
+            tracks.setdefault(f["track_id"], set()).add(r["shot"])
+            persons.setdefault(r["shot"], set()).add(f["person"])
+    assert all(len(shots) == 1 for shots in tracks.values()), f"a track crosses a cut: {tracks}"
+    assert len(tracks) == 3, "a new track in every shot"
+    assert persons == {0: {1}, 1: {2}, 2: {1}}, "Grace Hopper is a new person; the astronaut is person 1 again"
+    first = [f for r in replies if r["shot"] == 1 for f in r["faces"]][0]
+    assert first["scores"] == first["raw"]["scores"], "smoothing restarts after the cut"
+
+
+def test_stream_tracker_is_the_cli_tracker(cut_stream, engine):
+    """The same frames at the same times through ``emolens video``'s tracker give the same answers."""
+    from emolens.recognize import Recognizer
+    from emolens.video import FaceTracker, Frame
+
+    jpegs, replies, _ = cut_stream
+    tracker = FaceTracker(Recognizer())               # the CLI's defaults: shots "hash", persons on
+    for data, reply in zip(jpegs, replies):
+        image, _ = engine.decode(data)
+        local = tracker.process(Frame(reply["frame"], reply["time"], image, reply["dropped"])).to_dict()
+        assert (local["shot"], bool(local.get("cut", reply["cut"]))) == (reply["shot"], reply["cut"])
+        key = ("track_id", "person", "shot", "box", "emotion", "frontal")
+        assert [[f[k] for k in key] for f in local["faces"]] == [[f[k] for k in key] for f in reply["faces"]]
+        for mine, theirs in zip(local["faces"], reply["faces"]):
+            assert mine["scores"] == pytest.approx(theirs["scores"], abs=1e-4)
+
+
+def test_stream_shot_and_person_options(client):
+    frame = face_frames(1)[0]
+    with client.websocket_connect("/v1/stream?shots=off&persons=false") as ws:
+        ws.send_bytes(frame)
+        reply = ws.receive_json()
+    assert reply["shot"] == 0 and reply["cut"] is False
+    assert [f["person"] for f in reply["faces"]] == [None]
+    for query, detail in (("shots=magic", "shots must be one of hash, content, histogram, off, got 'magic'"),
+                          ("persons=maybe", "persons must be true or false, got 'maybe'")):
+        with pytest.raises(WebSocketDenialResponse) as denied:
+            with client.websocket_connect(f"/v1/stream?{query}") as ws:
+                ws.receive_json()
+        assert denied.value.status_code == 422 and denied.value.json()["detail"] == detail
+
+
 # -- fuzzing (short; the long run is in BENCHMARKS.md) -----------------------------------------
 
 

@@ -117,11 +117,13 @@ DESCRIPTION = """Emotion recognition on faces: the same pipeline as `emolens pre
   (`Content-Type: image/jpeg`, `image/png`, ... or `application/octet-stream`) → faces and emotions,
   the JSON of `emolens predict --json`.
 * `WS /v1/stream` (WebSocket, not shown below): send camera frames as binary JPEG messages, receive
-  one JSON message per analysed frame with track ids and smoothed scores. Frames arriving while one is
-  analysed are dropped (latest frame wins). Options as query parameters: `detector`, `align`,
-  `detect_every` (1-1000), `half_life` (0-60 s), `max_missed` (0-100000); a bad value is refused with
-  HTTP 422 naming it. A stream with no message for the server's idle time (default 30 s) is closed
-  with code 4408.
+  one JSON message per analysed frame with smoothed scores, track ids, person ids (stable across
+  shots), the shot number and `cut` (a new shot: every track ended), head pose and `frontal`: the
+  tracker of `emolens video`. Frames arriving while one is analysed are dropped (latest frame wins).
+  Options as query parameters: `detector`, `align`, `detect_every` (1-1000), `half_life` (0-60 s),
+  `max_missed` (0-100000), `shots` (hash, content, histogram, off), `persons` (true, false); a bad
+  value is refused with HTTP 422 naming it. A stream with no message for the server's idle time
+  (default 30 s) is closed with code 4408.
 
 Limits: uploads over the server's size limit (default 10 MB) or that would decode to more than
 50 M pixels get 413; when the uploads held in memory reach the server's budget, or too many analyses
@@ -306,10 +308,20 @@ def stream_options(query) -> dict:
     align = True if align_text is None else BOOLEAN.get(align_text.strip().lower())
     if align is None:
         raise options.OptionError("align", align_text, "true or false")
+    from emolens.people.shots import DEFAULT_SHOT_METHOD, SHOT_METHODS
+
+    shots = (query.get("shots") or DEFAULT_SHOT_METHOD).strip().lower()
+    if shots not in SHOT_METHODS:
+        raise options.OptionError("shots", query.get("shots"), f"one of {', '.join(SHOT_METHODS)}")
+    persons_text = query.get("persons")
+    persons = True if persons_text is None else BOOLEAN.get(persons_text.strip().lower())
+    if persons is None:
+        raise options.OptionError("persons", persons_text, "true or false")
     return {"detector": detector, "align": align,
             "detect_every": options.parse("detect_every", query.get("detect_every"), DEFAULT_DETECT_EVERY),
             "half_life": options.parse("half_life", query.get("half_life"), DEFAULT_HALF_LIFE),
-            "max_missed": options.parse("max_missed", query.get("max_missed"), DEFAULT_MAX_MISSED)}
+            "max_missed": options.parse("max_missed", query.get("max_missed"), DEFAULT_MAX_MISSED),
+            "shots": shots, "persons": persons}
 
 
 async def refuse_websocket(websocket: WebSocket, reason: str) -> None:

@@ -7,12 +7,29 @@ the JSON of ``emolens.video.FrameResult.to_dict()`` plus a few fields::
     {"frame": 12,            # number of the message (0-based; dropped frames count too)
      "time": 0.41,           # seconds since the connection opened, at the frame's arrival
      "dropped": 1,           # frames dropped just before this one (see below)
-     "faces": [{"track_id": 1, "box": [x, y, w, h], "emotion": "happy",
+     "shot": 2,              # shot number: 0 from the first frame, +1 at every cut
+     "cut": false,           # this frame starts a new shot (every track ended at the cut)
+     "faces": [{"track_id": 4,          # a face followed across frames; a new one after every cut
+                "person": 1,            # the same person across tracks and shots (dlib face
+                                        # descriptors); null until the face is described
+                                        # (faces under 40 px never are)
+                "shot": 2,              # the shot the track belongs to
+                "box": [x, y, w, h], "emotion": "happy",
                 "scores": {...}, "intensity": {...},          # smoothed (exponential, real time)
                 "raw": {"emotion", "scores", "intensity"},    # this frame alone
-                "aligned": true, "detected": false, "landmarks": [[x, y], ...] | null}],
+                "aligned": true, "detected": false,
+                "pose": {"yaw": -8.1, "pitch": 3.0, "roll": 1.2} | null,   # degrees; null: no
+                                        # landmarks that fit a face
+                "frontal": true,        # |yaw| <= 30 degrees: the answers to trust most
+                "landmarks": [[x, y], ...] | null}],
      "width": 640, "height": 480,   # the decoded frame (box coordinates are in its pixels)
      "seconds": 0.012}              # analysis time of this frame
+
+Each connection has its own ``FaceTracker``, the tracker of ``emolens video``: the same
+frames at the same times give the same tracks, persons, shots and scores. Person ids are
+per connection (person 1 is the first person this stream saw). Times are arrival times,
+so the shot detector's minimum shot length (0.4 s) and the descriptor spacing count in
+seconds of the stream, whatever the client's frame rate.
 
 A frame that cannot be decoded (or holds more pixels than the server decodes) is answered
 with ``{"frame": n, "error": "..."}`` and the stream goes on. **Latest frame wins**: while a
@@ -25,11 +42,12 @@ many open streams (``--max-streams``), try again later; 4408, no message for
 ``--ws-idle-seconds`` (default 30; a reply the client does not read for as long counts too),
 so idle connections cannot hold the stream slots. Each close carries a reason in words.
 
-Query options: ``detector``, ``align``, ``detect_every``, ``half_life``, ``max_missed``
-(as ``emolens video``, ranges from ``emolens.options``). A bad value is refused before the
-handshake completes with HTTP 422 and a JSON ``detail`` naming the parameter and its range
-(where the server cannot send that, the stream opens and closes at once with 1008 and the
-same words as the reason); a missing or wrong API key is 401 / 403.
+Query options: ``detector``, ``align``, ``detect_every``, ``half_life``, ``max_missed``,
+``shots`` (hash, content, histogram or off) and ``persons`` (true or false): ``emolens
+video``'s options of those names, with its defaults and ranges (``emolens.options``). A bad
+value is refused before the handshake completes with HTTP 422 and a JSON ``detail`` naming
+the parameter and its range (where the server cannot send that, the stream opens and
+closes at once with 1008 and the same words as the reason); a missing or wrong API key is 401 / 403.
 """
 
 from __future__ import annotations
@@ -156,6 +174,7 @@ class StreamSession:
         image, _ = self.engine.decode(data, f"frame {index}", self.config.max_pixels)
         result = self.tracker.process(Frame(index, t, image, drops))
         out = result.to_dict()
+        out.setdefault("cut", bool(result.cut))
         out.update(width=int(image.shape[1]), height=int(image.shape[0]),
                    seconds=round(time.perf_counter() - t0, 4))
         return out
