@@ -196,7 +196,7 @@ def quantize_command(
 
 @app.command("evaluate")
 def evaluate_command(
-    data: Path = typer.Argument(..., help="fer2013.csv(.gz), a class-folder tree or a FERPlus folder."),
+    data: str = typer.Argument(..., help="fer2013.csv(.gz), a class-folder tree or a FERPlus folder."),
     model: Optional[Path] = typer.Option(None, help="Exported .onnx model (default: the shipped model)."),
     split: Optional[str] = typer.Option(None, help="Training / PublicTest / PrivateTest / all "
                                         "(default: PrivateTest if present, else PublicTest)."),
@@ -204,26 +204,33 @@ def evaluate_command(
                                            "FER+ majority accuracy."),
     tta: bool = typer.Option(False, "--tta", help="Average the face and its mirror image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    plot: Optional[Path] = typer.Option(None, help="Write the confusion-matrix picture to this PNG."),
-    limit: int = typer.Option(0, help="Only the first N rows (0 = all)."),
+    plot: Optional[Path] = typer.Option(None, help="Write the confusion-matrix picture to this file "
+                                        "(.png, .svg or .pdf)."),
+    limit: int = typer.Option(0, min=0, help="Only the first N rows (0 = all)."),
 ) -> None:
     """Measure a model on a labelled dataset through the same ONNX runtime users run."""
-    from emolens.evaluate import evaluate_dataset
+    from emolens.evaluate import check_plot_path, evaluate_dataset
     from emolens.runtime import ModelError
     from emolens.training.data import DatasetError
 
+    if data.strip() == "":
+        fail("the dataset is an empty string (an unset shell variable?); pass fer2013.csv(.gz), a class-folder "
+             "tree or a FERPlus folder")
     try:
+        if plot is not None:  # before the evaluation: a wrong place is reported at once
+            check_plot_path(plot, data)
         report = evaluate_dataset(data, model=model, split=split, ferplus=ferplus, tta=tta, limit=limit)
-    except (DatasetError, ModelError) as exc:
+    except (DatasetError, ModelError, ValueError) as exc:
         fail(str(exc))
     if plot is not None:
         from emolens.draw import plot_confusion
 
+        plot.parent.mkdir(parents=True, exist_ok=True)
         plot_confusion(report, plot)
     if as_json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return
-    table = Table(title=f"{report['model']} on {report['data']} ({report['split']}, n={report['n']}"
+    table = Table(title=f"{escape(report['model'])} on {escape(report['data'])} ({report['split']}, n={report['n']}"
                         f"{', TTA' if tta else ''})")
     table.add_column("emotion")
     for col in ("recall", "precision", "f1", "n"):
@@ -240,7 +247,7 @@ def evaluate_command(
                       f"(top intensity: {report['ferplus_majority_accuracy_intensity']:.4f}; "
                       f"n={report['ferplus_majority_n']})")
     if plot is not None:
-        console.print(f"confusion matrix written to {plot}")
+        console.print(f"confusion matrix written to {escape(str(plot))}", highlight=False)
 
 
 # ---------------------------------------------------------------------------------------

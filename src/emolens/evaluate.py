@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,20 @@ from emolens.emotions import EMOTIONS
 from emolens.metrics import classification_report, expected_calibration_error, fit_temperature, intensity_rmse, softmax
 from emolens.runtime import EmotionModel, ModelOutput
 from emolens.training.data import FaceDataset, default_eval_split, load_dataset
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(plot: str | Path, data: str | Path) -> None:
+    """Refuse (``ValueError``, one line) a ``--plot`` file that cannot be written or would replace an input."""
+    from emolens.output_paths import check_output_file
+
+    check_output_file(plot, "--plot confusion matrix", PLOT_SUFFIXES)
+    plot, data = Path(plot), Path(data)
+    inside = data.is_dir() and os.path.realpath(plot).startswith(os.path.realpath(data) + os.sep)
+    if plot.exists() and (inside or (data.exists() and os.path.samefile(plot, data))):
+        raise ValueError(f"--plot {plot}: would overwrite a picture of the dataset {data}; write it somewhere else")
 
 
 def fit_to_input(model: EmotionModel, images: np.ndarray) -> np.ndarray:
