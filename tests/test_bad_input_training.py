@@ -524,17 +524,17 @@ def test_class_folders_skip_and_count_what_is_not_a_picture(tmp_path, tiny_model
     (root / "sad" / "gone.png").symlink_to(tmp_path / "nowhere.png")
     locked = root / "sad" / "locked.png"
     cv2.imwrite(str(locked), np.zeros((48, 48), np.uint8))
-    real_fromfile = np.fromfile
+    import emolens.images as images_module
+
+    real_read = images_module.read_image
 
     def unreadable(path, *args, **kwargs):  # root reads any file: make this one fail as for a user
         if str(path) == str(locked):
             raise PermissionError(13, "Permission denied", str(path))
-        return real_fromfile(path, *args, **kwargs)
-
-    import emolens.training.data as data_module
+        return real_read(path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp, caplog.at_level("WARNING"):
-        mp.setattr(data_module.np, "fromfile", unreadable)
+        mp.setattr(images_module, "read_image", unreadable)
         ds = load_dataset(root, "all")
     assert len(ds) == 5 and ds.skipped["unreadable"] == 3
     assert "pipe.jpg" in caplog.text and "locked.png" in caplog.text

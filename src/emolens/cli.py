@@ -320,7 +320,7 @@ def predict_command(
                     progress.console.print(f"[bold red]error:[/] {shown(result.error)}", highlight=False,
                                            soft_wrap=True)
             if as_json:
-                sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+                sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
                 sys.stdout.flush()
             elif result.error is None or result.faces:
                 _print_photo_table(result)

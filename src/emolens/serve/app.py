@@ -37,6 +37,7 @@ from emolens import __version__
 from emolens.emotions import EMOTIONS
 from emolens.faces.detect import list_detectors
 from emolens import options
+from emolens.runtime import ModelError
 from emolens.images import ImageError, PictureTooLarge
 from emolens.serve.engine import MULTIPART_SLACK, ByteBudget, Engine, ServeConfig
 from emolens.serve.security import ApiKeyMiddleware
@@ -204,6 +205,8 @@ def create_app(config: ServeConfig | None = None, engine: Engine | None = None) 
                 raise HTTPException(413, str(exc)) from None
             except ImageError as exc:
                 raise HTTPException(422, str(exc)) from None
+            except ModelError as exc:                 # a model whose scores are not finite: our fault, said so
+                raise HTTPException(500, str(exc)) from None
             return JSONResponse(result)
         finally:
             budget.give(reserved)

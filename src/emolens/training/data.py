@@ -335,15 +335,15 @@ def majority_labels(votes: np.ndarray) -> np.ndarray:
 
 
 def _read_face(path: Path) -> np.ndarray | None:
-    """A grey 48x48 face, or None for a file that is unreadable or not a picture."""
+    """A grey 48x48 face, or None for a file that is unreadable or not a picture.
+
+    Read through ``emolens.images.read_image``, the decoder every other path uses: the same pixel
+    limit (a decompression bomb is skipped, not decoded), non-regular files refused."""
+    from emolens.images import ImageError, read_image, to_grey
+
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:  # no permission, vanished, a folder named like a picture
-        return None
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-    if img is None:
+        img = to_grey(read_image(path))
+    except (ImageError, OSError):  # no permission, vanished, a folder named like a picture, a bomb
         return None
     if img.shape != (SIZE, SIZE):
         img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
