@@ -123,16 +123,22 @@ def render(base: np.ndarray, actors: Sequence[Actor], t: float, rng: np.random.G
     return frame
 
 
-def write_clip(path: str | Path, actors: Sequence[Actor], size: tuple[int, int] = (640, 480), fps: float = 30,
-               seconds: float = 3.0, jitter: float = 0.0, noise: float = 0.0, seed: int = 0,
-               fourcc: str | None = None, on_frame: Callable[[int], None] | None = None) -> ClipInfo:
-    """Render and encode a constant-frame-rate clip; ``size`` is (width, height)."""
-    path = Path(path)
+def open_writer(path: Path, size: tuple[int, int], fps: float, fourcc: str | None = None) -> "cv2.VideoWriter":
+    """An OpenCV writer for ``path`` (its folder created; the codec by suffix unless ``fourcc``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     code = fourcc or FOURCC_BY_SUFFIX.get(path.suffix.lower(), "mp4v")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), float(fps), tuple(size))
     if not writer.isOpened():
         raise RuntimeError(f"{path}: OpenCV cannot write {code} video here")
+    return writer
+
+
+def write_clip(path: str | Path, actors: Sequence[Actor], size: tuple[int, int] = (640, 480), fps: float = 30,
+               seconds: float = 3.0, jitter: float = 0.0, noise: float = 0.0, seed: int = 0,
+               fourcc: str | None = None, on_frame: Callable[[int], None] | None = None) -> ClipInfo:
+    """Render and encode a constant-frame-rate clip; ``size`` is (width, height)."""
+    path = Path(path)
+    writer = open_writer(path, size, fps, fourcc)
     base = background(size, seed)
     rng = np.random.default_rng(seed)
     n = int(round(seconds * fps))
@@ -288,11 +294,7 @@ def write_edited_clip(path: str | Path, shots: Sequence[Shot], size: tuple[int, 
                       fps: float = 30, fourcc: str | None = None) -> EditedClipInfo:
     """Shots one after the other with hard cuts; returns the cut frames (ground truth)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    code = fourcc or FOURCC_BY_SUFFIX.get(path.suffix.lower(), "mp4v")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), float(fps), tuple(size))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write {code} video here")
+    writer = open_writer(path, size, fps, fourcc)
     n, cuts, starts = 0, [], []
     try:
         for k, shot in enumerate(shots):
