@@ -269,7 +269,7 @@ class FrameResult:
     cut: bool = False               # this frame starts a new shot
 
     def to_dict(self) -> dict:
-        return {"frame": self.index, "time": round(self.timestamp, 4), "dropped": self.dropped, "shot": self.shot,
+        return {"frame": self.index, "time": round(self.timestamp, 4), "dropped": self.dropped, "shot": self.shot, "cut": self.cut,
                 "faces": [f.to_dict() for f in self.faces]}
 
 
