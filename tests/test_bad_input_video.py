@@ -164,7 +164,7 @@ def test_two_outputs_into_one_file_are_refused(tmp_path, clip, args, monkeypatch
     ("--summary-json", "s.png", "must be a .json file"),
     ("--plot", "timeline.txt", "must be a .pdf, .png or .svg file"),
     ("--plot", "timeline", "must be a .pdf, .png or .svg file"),
-    ("--out", "a.gif", "must be a .avi, .m4v, .mkv, .mov or .mp4 file"),
+    ("--out", "a.gif", "must be a .avi, .m4v, .mkv, .mov, .mp4 or .webm file"),
     ("--csv", "FILE/f.csv", "FILE is a file, not a folder"),
 ])
 def test_unwritable_or_misnamed_outputs_fail_up_front(tmp_path, clip, monkeypatch, option, path, expected):

@@ -418,6 +418,10 @@ def test_cli_writes_every_output(tmp_path, moving_clip, tiny_args):
     assert len(lines) == n
     assert {"frame", "time", "track_id", "box", "emotion", "scores", "intensity", "raw", "landmarks"} <= set(lines[0])
     assert set(lines[0]["raw"]) == {"emotion", "scores", "intensity"}
+    import av
+
+    with av.open(str(out / "annotated.mp4")) as container:       # H.264 since issue 26 (browsers play it)
+        assert container.streams.video[0].codec_context.name == "h264"
     cap = cv2.VideoCapture(str(out / "annotated.mp4"))
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(FPS)
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n

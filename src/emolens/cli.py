@@ -373,7 +373,8 @@ def video_command(
     jsonl_out: Optional[str] = typer.Option(None, "--jsonl", metavar="FILE", help="The same as JSON Lines, "
                                              "with raw (unsmoothed) values and landmarks."),
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="FILE.mp4", help="Write the annotated "
-                                       "video (boxes, track ids, emotions, score bars)."),
+                                       "video with the source's audio: boxes, person ids, emotions, score "
+                                       "bars (H.264; .webm: VP9)."),
     summary: bool = typer.Option(False, "--summary", help="Print per-face emotion shares and the dominant "
                                  "emotion (the default when no other output is asked for)."),
     summary_json: Optional[str] = typer.Option(None, "--summary-json", metavar="FILE.json",

@@ -37,12 +37,14 @@ Python API::
 
 Modules: ``sources`` (files, cameras, in-memory frames), ``tracking`` (``FaceTracker``,
 smoothing, ``stream``), ``summary`` (per-track statistics, timeline), ``outputs`` (CSV,
-JSON Lines, annotated video, window) and ``run`` (``run_video``). Everything is importable
+JSON Lines, annotated video, window), ``encoding`` (the annotated video's H.264/VP9 and
+the source's audio, with PyAV) and ``run`` (``run_video``). Everything is importable
 from ``emolens.video`` itself.
 """
 
-from emolens.video.outputs import (ANNOTATED_FOURCC, CSV_COLUMNS, AnnotatedVideoWriter, CsvWriter, Display, JsonlWriter,
-                                   VideoOutputs, annotate_frame, check_outputs, gui_problem)
+from emolens.video.encoding import ANNOTATED_FORMATS, VideoEncoder, VideoFormat
+from emolens.video.outputs import (CSV_COLUMNS, AnnotatedVideoWriter, CsvWriter, Display, JsonlWriter,
+                                   VideoOutputs, annotate_frame, audio_source, check_outputs, face_tag, gui_problem)
 from emolens.video.run import StopSignals, run_video
 from emolens.video.sources import (DEFAULT_FPS, Camera, Frame, FrameIterable, FrameSource, LiveSource, VideoError,
                                    VideoFile, open_source)
@@ -52,11 +54,11 @@ from emolens.video.tracking import (DEFAULT_DETECT_EVERY, DEFAULT_HALF_LIFE, DEF
                                     box_iou, drop_nested, ema_alpha, greedy_match, stream)
 
 __all__ = [
-    "ANNOTATED_FOURCC", "CSV_COLUMNS", "DEFAULT_DETECT_EVERY", "DEFAULT_FPS", "DEFAULT_HALF_LIFE", "DEFAULT_IOU",
+    "ANNOTATED_FORMATS", "CSV_COLUMNS", "DEFAULT_DETECT_EVERY", "DEFAULT_FPS", "DEFAULT_HALF_LIFE", "DEFAULT_IOU",
     "DEFAULT_MAX_MISSED", "DEFAULT_MIN_SIMILARITY", "AnnotatedVideoWriter", "Camera", "CsvWriter", "Display",
     "EmaSmoother", "FaceTracker", "Frame", "FrameIterable", "FrameResult", "FrameSource", "JsonlWriter", "LiveSource",
-    "StopSignals", "Timeline", "Track", "TrackStats", "TrackedFace", "VideoError", "VideoFile",
-    "VideoOutputs", "VideoSummary",
-    "annotate_frame", "box_iou", "check_outputs", "drop_nested", "ema_alpha", "gui_problem", "greedy_match",
-    "open_source", "run_video", "stream",
+    "StopSignals", "Timeline", "Track", "TrackStats", "TrackedFace", "VideoEncoder", "VideoError", "VideoFile",
+    "VideoFormat", "VideoOutputs", "VideoSummary",
+    "annotate_frame", "audio_source", "box_iou", "check_outputs", "drop_nested", "ema_alpha", "face_tag",
+    "gui_problem", "greedy_match", "open_source", "run_video", "stream",
 ]

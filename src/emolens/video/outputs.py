@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ import cv2
 import numpy as np
 
 from emolens.emotions import EMOTIONS
-from emolens.file_names import OpenCVPath
-from emolens.video.sources import VideoError, _quiet_opencv
+from emolens.video.encoding import ANNOTATED_FORMATS, EncodingError, VideoEncoder, require_av
+from emolens.video.sources import VideoError
 from emolens.video.tracking import FrameResult
 
 
@@ -129,65 +130,104 @@ class JsonlWriter(_TextWriter):
         self._flush()
 
 
-ANNOTATED_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
+def annotate_frame(result: FrameResult, sides: dict | None = None) -> np.ndarray:
+    """The frame with each tracked face's box, landmarks, person (track when not yet known), top
+    emotion and score bars (smoothed) placed where they cover no face (``emolens.draw``); faces
+    not seen from the front are marked "~". ``sides``: a dict kept between the frames of one
+    video (track id -> side of its panel), so a panel stays on its side while it fits there."""
+    from emolens.draw import annotation_layout, draw_faces
+
+    faces = result.faces
+    tags = [face_tag(f) for f in faces]
+    prefer = None if sides is None else [sides.get(f.track_id) for f in faces]
+    layout = annotation_layout(faces, *result.image.shape[:2], min_side=0, tags=tags, prefer=prefer)
+    if sides is not None:
+        sides.clear()
+        sides.update((f.track_id, p.side) for f, p in zip(faces, layout))
+    return draw_faces(result.image, faces, min_side=0, tags=tags, layout=layout)
 
 
-def annotate_frame(result: FrameResult) -> np.ndarray:
-    """The frame with each tracked face's box, landmarks, track id, top emotion and score bars (smoothed)."""
-    from emolens.draw import draw_faces
+def face_tag(face) -> str:
+    """A tracked face's short name on the video: ``P2`` (person 2), or ``#5`` (track 5) until a
+    descriptor named the person."""
+    return f"#{face.track_id}" if face.person is None else f"P{face.person}"
 
-    return draw_faces(result.image, result.faces, min_side=0, tags=[f"#{f.track_id}" for f in result.faces])
+
+def audio_source(source) -> Path | None:
+    """The file whose audio goes into the annotated video: a video file's path (also when played
+    live), None for cameras and in-memory frames."""
+    from emolens.video.sources import LiveSource, VideoFile
+
+    if isinstance(source, LiveSource):
+        source = source.source
+    return source.path if isinstance(source, VideoFile) else None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
 
 
 class AnnotatedVideoWriter:
     """The annotated frames as a video at ``fps`` (the frame size is taken from the first frame).
 
-    Drawing and encoding run in a thread of their own (OpenCV releases the GIL), fed
+    H.264 (yuv420p) in .mp4, .m4v, .mov, .mkv and .avi, VP9 + Opus in .webm
+    (``emolens.video.encoding``); ``audio_from``: the source video file, whose audio is
+    written beside the frames (copied when the container takes its codec, else re-encoded)
+    up to the last frame written. Frames keep their real times, so ``--every N`` keeps the
+    video in step with the audio. The file appears under its name only once finished.
+
+    Drawing and encoding run in a thread of their own (FFmpeg releases the GIL), fed
     through a queue of at most ``depth`` frames, so they overlap with the analysis of
     the next frames on a second core. Live sources: a processed frame is written once
     more per frame dropped before it, so the video keeps real time.
     """
 
-    def __init__(self, path: str | Path, fps: float, threaded: bool = True, depth: int = 4):
+    def __init__(self, path: str | Path, fps: float, threaded: bool = True, depth: int = 4, audio_from=None):
         import queue
 
         self.path = _output_path(path, "annotated video")
         suffix = self.path.suffix.lower()
-        if suffix not in ANNOTATED_FOURCC:
-            raise VideoError(f"{self.path}: the annotated video must be .mp4, .mov, .avi or .mkv")
-        self.fourcc = ANNOTATED_FOURCC[suffix]
-        self._suffix = suffix
+        if suffix not in ANNOTATED_FORMATS:
+            raise VideoError(f"{self.path}: the annotated video must be .mp4, .webm, .mov, .mkv or .avi")
+        self.format = ANNOTATED_FORMATS[suffix]
+        try:
+            require_av(self.path, self.format)
+        except EncodingError as exc:
+            raise VideoError(str(exc)) from None
         self.fps = float(fps)
-        self._writer = None
+        self.audio_from = audio_from
+        self.audio: str | None = None         # the source's audio in the output ("aac copied"), once opened
+        self.warning: str | None = None       # why the source's audio was left out
+        self._encoder: VideoEncoder | None = None
         self.frames = 0
         self.error: str | None = None
         self._queue = queue.Queue(maxsize=max(1, depth)) if threaded else None
         self._thread: threading.Thread | None = None
-        self._alias: OpenCVPath | None = None
+        self._sides: dict = {}                # where each track's panel was (see ``annotate_frame``)
 
-    def _open(self, width: int, height: int) -> None:
+    def _open(self, width: int, height: int, start: float) -> None:
+        import av
+
         try:
-            self._alias = OpenCVPath(self.path, self._suffix)
-        except OSError:
-            raise VideoError(f"{self.path}: OpenCV cannot write a file whose name is not valid UTF-8; choose "
-                             "another name") from None
-        with _quiet_opencv():
-            self._writer = cv2.VideoWriter(self._alias.path, cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
-                                           (width, height))
-        if not self._writer.isOpened():
-            self._writer = None
-            self._alias.close()
-            raise VideoError(f"{self.path}: OpenCV cannot write a {self.fourcc} video there; check the folder "
-                             "and try .mp4 or .avi")
+            self._encoder = VideoEncoder(self.path, self.format, self.fps, width, height, audio_from=self.audio_from,
+                                         start=start if math.isfinite(start) else 0.0)
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            raise VideoError(f"{self.path}: cannot write the annotated video there ({_reason(exc)}); check the "
+                             "folder, or try .mp4 or .webm") from None
+        self.warning = self._encoder.warning
+        self.audio = None if self._encoder.audio is None else self._encoder.audio.description
         if self._queue is not None:
             self._thread = threading.Thread(target=self._run, name="emolens-video-writer", daemon=True)
             self._thread.start()
 
     def _encode(self, result: FrameResult, picture: np.ndarray | None) -> None:
-        picture = annotate_frame(result) if picture is None else picture
-        for _ in range(1 + result.dropped):
-            self._writer.write(picture)
-            self.frames += 1
+        picture = annotate_frame(result, self._sides) if picture is None else picture
+        self._encoder.add(picture, result.timestamp, 1 + result.dropped)
+        self.frames = self._encoder.frames
+
+    def _failed(self, exc: BaseException) -> str:
+        return f"{self.path}: writing the annotated video failed ({_reason(exc)}); free some disk space or " \
+               "write it somewhere else"
 
     def _run(self) -> None:
         while True:
@@ -198,7 +238,7 @@ class AnnotatedVideoWriter:
                 try:
                     self._encode(*item)
                 except Exception as exc:  # reported by write() and run_video
-                    self.error = f"{self.path}: writing the annotated video failed ({exc}); check the disk space"
+                    self.error = self._failed(exc)
 
     def write(self, result: FrameResult, picture: np.ndarray | None = None) -> None:
         """Queue (or write) one analysed frame; ``picture``: the annotated frame when already drawn."""
@@ -206,11 +246,15 @@ class AnnotatedVideoWriter:
 
         if self.error is not None:
             raise VideoError(self.error)
-        if self._writer is None:
+        if self._encoder is None:
             h, w = result.image.shape[:2] if picture is None else picture.shape[:2]
-            self._open(w, h)
+            self._open(w, h, result.timestamp)
         if self._queue is None:
-            self._encode(result, picture)
+            try:
+                self._encode(result, picture)
+            except Exception as exc:
+                self.error = self._failed(exc)
+                raise VideoError(self.error) from None
             return
         while True:
             try:
@@ -221,21 +265,22 @@ class AnnotatedVideoWriter:
                     raise VideoError(self.error) from None
 
     def close(self) -> None:
-        """Write what is queued and finalise the file (check ``error`` afterwards). The file is
-        finalised even when this is interrupted: an unfinalised mp4 does not play."""
+        """Write what is queued and finish the file (check ``error`` afterwards). The file is
+        finished even when this is interrupted: an unfinished mp4 does not play."""
         try:
             if self._thread is not None:
                 self._queue.put(None)
                 self._thread.join()
                 self._thread = None
         finally:
-            if self._thread is not None:     # interrupted while waiting: the thread must end before release
+            if self._thread is not None:     # interrupted while waiting: the thread must end before the file
                 self._stop_thread()
-            if self._writer is not None:
-                self._writer.release()
-                self._writer = None
-            if self._alias is not None:
-                self._alias.close()
+            if self._encoder is not None:
+                encoder, self._encoder = self._encoder, None
+                try:
+                    encoder.close()
+                except Exception as exc:
+                    self.error = self.error or self._failed(exc)
 
     def _stop_thread(self) -> None:
         while self._thread.is_alive():
@@ -300,14 +345,14 @@ class VideoOutputs:
 def check_outputs(outputs: VideoOutputs, source=None) -> None:
     """Raise ``VideoError`` for an output that cannot be written, without creating anything, so a
     command fails before loading models or reading the video: a folder given for a file, a wrong
-    suffix (annotated video: .mp4/.mov/.avi/.mkv; summary: .json; plot: .png/.svg/.pdf), a place
+    suffix (annotated video: .mp4/.m4v/.mov/.mkv/.webm/.avi; summary: .json; plot: .png/.svg/.pdf), a place
     that cannot be written to, an output that is the input video ``source`` (through symlinks and
     other spellings), or two outputs that are one file."""
     from emolens.draw import PLOT_SUFFIXES
     from emolens.output_paths import OutputPathError, check_distinct, check_output_file
 
     named = [(outputs.csv, "CSV file (--csv)", None), (outputs.jsonl, "JSON Lines file (--jsonl)", None),
-             (outputs.video, "annotated video (--out)", ANNOTATED_FOURCC),
+             (outputs.video, "annotated video (--out)", ANNOTATED_FORMATS),
              (outputs.summary_json, "summary (--summary-json)", (".json",)),
              (outputs.plot, "timeline plot (--plot)", PLOT_SUFFIXES)]
     inputs = []
@@ -323,3 +368,9 @@ def check_outputs(outputs: VideoOutputs, source=None) -> None:
                 check_output_file(path, what, suffixes)
     except OutputPathError as exc:
         raise VideoError(str(exc)) from None
+    fmt = None if outputs.video is None else ANNOTATED_FORMATS.get(Path(outputs.video).suffix.lower())
+    if fmt is not None:
+        try:
+            require_av(outputs.video, fmt)
+        except EncodingError as exc:
+            raise VideoError(str(exc)) from None

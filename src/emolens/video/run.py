@@ -14,7 +14,7 @@ import cv2
 
 from emolens.file_names import printable
 from emolens.video.outputs import (AnnotatedVideoWriter, CsvWriter, Display, JsonlWriter, VideoOutputs, _output_path,
-                                   annotate_frame, check_outputs, write_failed)
+                                   annotate_frame, audio_source, check_outputs, write_failed)
 from emolens.video.sources import FrameSource, VideoError, VideoFile, open_source
 from emolens.video.summary import Timeline, VideoSummary
 from emolens.video.tracking import FaceTracker, FrameResult
@@ -96,7 +96,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             if outputs.jsonl:
                 writers.append(JsonlWriter(outputs.jsonl))
             if outputs.video:
-                video_writer = AnnotatedVideoWriter(outputs.video, src.fps / src.every)
+                video_writer = AnnotatedVideoWriter(outputs.video, src.fps / src.every, audio_from=audio_source(src))
             summary_path = _output_path(outputs.summary_json, "summary") if outputs.summary_json else None
             plot_path = _output_path(outputs.plot, "timeline plot") if outputs.plot else None
             timeline = Timeline(all_poses=all_poses) if plot_path else None
@@ -108,6 +108,7 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             src.close()
             raise
         start = time.perf_counter()
+        panel_sides: dict = {}
         try:
             if on_start is not None:
                 on_start(src)
@@ -120,7 +121,8 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
                     timeline.add(result)
                 for w in writers:
                     w.write(result)
-                picture = annotate_frame(result) if display is not None else None   # else drawn by the writer thread
+                # else drawn by the writer thread
+                picture = annotate_frame(result, panel_sides) if display is not None else None
                 if video_writer is not None:
                     video_writer.write(result, picture)
                 summary.seconds = time.perf_counter() - start
@@ -148,6 +150,8 @@ def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: boo
             if video_writer is not None:
                 _close(video_writer, summary)
                 summary.error = summary.error or video_writer.error
+                if video_writer.warning:
+                    summary.warnings.append(video_writer.warning)
             if display is not None:
                 display.close()
             src.close()
