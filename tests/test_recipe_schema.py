@@ -71,7 +71,11 @@ def test_dataclass_like_api_is_kept():
     ("[train]\nmix_prob = 1.5\n", "[train] mix_prob = 1.5"),
     ("[augment]\nflip = 2.0\n", "[augment] flip = 2.0: input should be less than or equal to 1"),
     ("[augment]\nscale = 1.0\n", "[augment] scale = 1.0"),
-    ("[train]\noptimizer = \"adam\"\n", "[train] optimizer = 'adam': input should be 'sgd' or 'adamw'"),
+    ("[train]\noptimizer = \"adagrad\"\n",
+     "[train] optimizer = 'adagrad': input should be 'sgd', 'adamw', 'adam' or 'rmsprop'"),
+    ("[augment]\nbrightness_levels = 1\n", "[augment] brightness_levels = 1 is no choice of offset"),
+    ("[augment]\nbrightness_levels = 7\nbrightness = 0.0\n", "brightness_levels = 7 needs brightness > 0"),
+    ("[augment]\nbrightness_levels = -7\n", "[augment] brightness_levels = -7: input should be greater than"),
     ("[train]\nschedule = \"step\"\n", "[train] schedule = 'step'"),
     ("[train]\nmomentum = 0.0\n", "[train] momentum = 0.0"),  # Nesterov SGD needs momentum
     ("[train]\nwarmup = 1.0\n", "[train] warmup = 1.0"),  # OneCycleLR divides by zero
@@ -97,6 +101,16 @@ def test_dataclass_like_api_is_kept():
     ("[net]\nname = \"emonet\"\nargs = { width = 0 }\n", "width = 0 for emonet"),
     ("[net]\nname = \"emonet\"\nargs = { blocks = [1, \"x\"] }\n", "blocks[1] = 'x' for emonet"),
     ("[net]\nname = \"emonet\"\nargs = { width = 512, blocks = [16, 16, 16, 16] }\n", "M parameters"),
+    # Liu's ablation switches (issue 28)
+    ("[net]\nname = \"liu_cnn\"\nargs = { activation = \"swish\" }\n",
+     "activation = 'swish' for liu_cnn: input should be 'relu', 'elu' or 'tanh'"),
+    ("[net]\nname = \"liu_cnn\"\nargs = { dropout = 1.5 }\n",
+     "dropout = 1.5 for liu_cnn: input should be less than or equal to 0.9"),
+    ("[net]\nname = \"liu_cnn\"\nargs = { dropout = -0.1 }\n", "dropout = -0.1 for liu_cnn"),
+    ("[net]\nname = \"liu_cnn\"\nargs = { residual = \"yes\" }\n",
+     "residual = 'yes' for liu_cnn: input should be a valid boolean"),
+    ("[net]\nname = \"liu_cnn\"\nargs = { activaton = \"elu\" }\n",
+     "unknown argument 'activaton' for liu_cnn (did you mean activation?)"),
 ])
 def test_bad_recipes_are_one_line_naming_file_and_key(tmp_path, text, expected):
     with pytest.raises(RecipeError) as info:
@@ -104,6 +118,21 @@ def test_bad_recipes_are_one_line_naming_file_and_key(tmp_path, text, expected):
     message = str(info.value)
     assert expected in message, message
     assert message.startswith(str(tmp_path / "r.toml") + ": ") and "\n" not in message
+
+
+def test_liu_ablation_options_are_accepted(tmp_path):
+    """Every switch of Liu's grid: activation, dropout, residual, the four optimizers, and "before and
+    after learning-rate scheduling and gradient clipping" as schedule constant/cosine and grad_clip 0/>0."""
+    for optimizer in ("sgd", "adamw", "adam", "rmsprop"):
+        for activation in ("relu", "elu", "tanh"):
+            r = load(tmp_path, f"[net]\nname = \"liu_cnn\"\nargs = {{ activation = \"{activation}\", dropout = 0.0, "
+                               f"residual = false }}\n[train]\noptimizer = \"{optimizer}\"\nschedule = \"constant\"\n"
+                               "grad_clip = 0.0\nweight_decay = 0.0\n")
+            assert r.train.optimizer == optimizer and r.net.args["activation"] == activation
+    r = load(tmp_path, "[net]\nname = \"liu_cnn\"\nargs = { dropout = 0.9, residual = true }\n"
+                       "[train]\noptimizer = \"adam\"\nschedule = \"cosine\"\ngrad_clip = 1.0\nweight_decay = 1e-4\n"
+                       "[augment]\nbrightness = 0.3\nbrightness_levels = 7\n")
+    assert (r.train.schedule, r.train.grad_clip, r.augment.brightness_levels) == ("cosine", 1.0, 7)
 
 
 def test_several_problems_are_reported_together(tmp_path):

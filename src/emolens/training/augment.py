@@ -2,8 +2,9 @@
 
 Everything is tensor ops on the batch (no per-image Python), driven by an explicit
 ``torch.Generator`` so a seeded run is reproducible: horizontal flips, small rotations,
-scale and shift (one affine grid sample), brightness and contrast levels and Gaussian
-blur as in Xu et al., and random erasing.
+scale and shift (one affine grid sample), brightness and contrast changes (brightness
+optionally in a few fixed levels, as Xu et al.'s 7) and Gaussian blur as in Xu et al., and
+random erasing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emolens.model_input import InputSpec
 
@@ -27,9 +28,20 @@ class AugmentConfig(BaseModel):
     scale: float = Field(0.1, ge=0, lt=1)       # scale in [1 - s, 1 + s]
     shift: float = Field(0.08, ge=0, le=1)      # translation, fraction of the side
     brightness: float = Field(0.25, ge=0, le=1)  # additive offset in [-b, b] (on the 0..1 scale)
+    brightness_levels: int = Field(0, ge=0, le=255)  # 0: any offset in [-b, b]; k >= 2: one of k evenly spaced (Xu et al.: 7)
     contrast: float = Field(0.25, ge=0, le=1)   # contrast factor in [1 - c, 1 + c]
     blur: float = Field(0.15, ge=0, le=1)       # probability of a Gaussian blur (sigma 0.5..1.5 px)
     erase: float = Field(0.25, ge=0, le=1)      # probability of erasing one random rectangle
+
+    @model_validator(mode="after")
+    def _levels(self) -> "AugmentConfig":
+        if self.brightness_levels == 1:
+            raise ValueError("brightness_levels = 1 is no choice of offset: use 0 (any offset in [-brightness, "
+                             "brightness]) or 2 or more evenly spaced levels")
+        if self.brightness_levels and self.brightness == 0:
+            raise ValueError(f"brightness_levels = {self.brightness_levels} needs brightness > 0 (the largest "
+                             "offset the levels span)")
+        return self
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
@@ -64,7 +76,11 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, spec: InputSpec, gen
     if cfg.contrast > 0 or cfg.brightness > 0:
         mean = x.mean(dim=(2, 3), keepdim=True)
         c = _uniform(b, 1 - cfg.contrast, 1 + cfg.contrast, gen).view(-1, 1, 1, 1)
-        o = _uniform(b, -cfg.brightness, cfg.brightness, gen).view(-1, 1, 1, 1)
+        if cfg.brightness_levels:  # one of k evenly spaced offsets from -b to b
+            level = torch.randint(cfg.brightness_levels, (b,), generator=gen).float()
+            o = (level / (cfg.brightness_levels - 1) * 2 - 1).mul_(cfg.brightness).view(-1, 1, 1, 1)
+        else:
+            o = _uniform(b, -cfg.brightness, cfg.brightness, gen).view(-1, 1, 1, 1)
         x = ((x - mean) * c + mean + o).clamp_(0, 1)
     if cfg.blur > 0:
         blur = torch.rand(b, generator=gen) < cfg.blur

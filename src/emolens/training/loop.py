@@ -115,6 +115,13 @@ def class_weights_for(labels: torch.Tensor, how: str) -> torch.Tensor | None:
 
 
 def make_optimizer(net: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer; weight decay on conv and dense weights only (not biases or batch norm).
+
+    ``adam`` and ``rmsprop`` take the decay as L2 regularisation, as Keras' kernel regularisers and
+    torch's ``Adam(weight_decay=...)`` do: ``wd * w`` is added to the gradient before the adaptive
+    scaling, so weights with large gradients decay less. ``adamw`` decouples it (``w -= lr * wd * w``
+    beside the Adam step, the same pull on every weight); with ``weight_decay = 0`` both are Adam.
+    """
     t = recipe.train
     decay, no_decay = [], []
     for p in net.parameters():
@@ -124,7 +131,11 @@ def make_optimizer(net: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimize
         return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
     if t.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=t.lr)
-    raise ValueError(f"unknown optimizer {t.optimizer!r}; use sgd or adamw")
+    if t.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=t.lr)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=t.lr)
+    raise ValueError(f"unknown optimizer {t.optimizer!r}; use sgd, adamw, adam or rmsprop")
 
 
 def make_scheduler(opt, recipe: Recipe, steps_per_epoch: int):

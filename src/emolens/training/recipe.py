@@ -73,10 +73,11 @@ class TrainConfig(BaseModel):
 
     epochs: int = Field(30, ge=1, le=100_000)
     batch_size: int = Field(128, ge=1, le=65_536)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    # sgd: Nesterov momentum | adamw: decoupled decay | adam, rmsprop: decay as L2 (added to the gradient)
+    optimizer: Literal["sgd", "adamw", "adam", "rmsprop"] = "sgd"
     lr: float = Field(0.05, gt=0, le=100)           # peak learning rate
     momentum: float = Field(0.9, gt=0, lt=1)        # SGD (Nesterov) momentum
-    weight_decay: float = Field(5e-4, ge=0, le=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)   # on conv and dense weights, never on biases or batch norm
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     warmup: float = Field(0.15, ge=0, lt=1)         # fraction of steps warming up (onecycle)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
