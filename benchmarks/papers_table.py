@@ -1,0 +1,271 @@
+"""The "Papers reproduced" tables (issue 28), from the run folders of ``recipes/papers/``.
+
+    python benchmarks/papers_table.py runs/papers/* runs/papers/liu/* [--curves docs/]
+
+Prints two markdown tables. "Papers reproduced": one row per paper's net with the paper's
+setting and number, ours under their setting, ours under our recipe (the shipped model's
+schedule and augmentation) and the shipped model, each with its recipe file and command.
+"Liu's ablation grid": one row per cell of ``recipes/papers/liu/``. A run is found by the
+recipe name in its ``recipe.json`` (so any ``--out`` folder works); recipes with no run folder
+among the arguments are "not run yet", runs with fewer epochs in ``log.jsonl`` than their
+recipe asks are shown as unfinished with their best epoch so far.
+
+The accuracy is PublicTest (the split that selects ``best.pt``): from the card of an exported
+model in the run folder when there is one newer than ``best.pt`` (``RUN/<name>.json``, which
+``python benchmarks/leaderboard.py RUN`` writes: single pass and mirror TTA), else the best
+epoch of ``log.jsonl``. Reads files only: no torch, no evaluation.
+
+``--curves DIR`` copies each run's ``curves.png`` (drawn by ``emolens train`` at every epoch)
+to ``DIR/training-curves-<name>.png``, as the docs' other training curves, and draws
+``DIR/training-curves-liu-grid.png``: the validation accuracy of every Liu cell by epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import REPO, markdown_table
+
+RECIPES = REPO / "recipes" / "papers"
+SHIPPED = REPO / "src" / "emolens" / "weights" / "emolens-default.json"
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    paper: str
+    net: str
+    setting: str
+    number: str
+    theirs: str  # recipe name under their setting
+    ours: str    # recipe name under our recipe
+
+
+PAPERS = [
+    PaperRow("Santhapalli et al.", "baseline_cnn",
+             "Adam lr 0.001, batch 64, 50 epochs, cross-entropy; rotation, zoom, shift, flip", "62.6% FER2013 test",
+             "santhapalli_baseline_cnn", "santhapalli_baseline_cnn_ours"),
+    PaperRow("Santhapalli et al.", "resemotenet",
+             "Adam lr 0.001, batch 64, 50 epochs, cross-entropy; rotation, zoom, shift, flip", "61.9% FER2013 test",
+             "santhapalli_resemotenet", "santhapalli_resemotenet_ours"),
+    PaperRow("Liu", "liu_cnn",
+             "4-layer CNN, batch norm, ReLU, Adam, weight decay 1e-4, dropout, LR schedule, gradient clipping, "
+             "residual blocks (ours: 15 epochs)", "about 85% validation (FER2013)",
+             "liu_reference", "liu_cnn_ours"),
+    PaperRow("Xu et al.", "vgg_compact",
+             "compact VGG-S, softmax and sigmoid intensity heads; 7 brightness levels and blur",
+             "over 80% on their own data, not FER2013", "xu_vgg_compact", "xu_vgg_compact_ours"),
+]
+
+# Liu's grid in reading order: cell recipe name -> what it changes from liu_reference
+LIU_CELLS = {
+    "liu_reference": "nothing (the paper's final configuration: ReLU, Adam, cosine LR, clipping, weight decay "
+                     "1e-4, dropout 0.5, residual blocks)",
+    "liu_act_elu": "activation ELU",
+    "liu_act_tanh": "activation Tanh",
+    "liu_adam_plain": "Adam before LR scheduling and clipping (constant lr, no clipping)",
+    "liu_rmsprop_plain": "RMSProp before LR scheduling and clipping",
+    "liu_rmsprop_sched": "RMSProp after LR scheduling and clipping",
+    "liu_sgd_plain": "SGD before LR scheduling and clipping",
+    "liu_sgd_sched": "SGD after LR scheduling and clipping",
+    "liu_no_weight_decay": "weight decay off",
+    "liu_no_dropout": "dropout off",
+    "liu_no_residual": "residual blocks off (the plain 4-layer CNN)",
+    "liu_plain_cnn": "all off: plain 4-layer CNN, Adam at constant lr, no weight decay, dropout or clipping",
+}
+
+
+@dataclass
+class Run:
+    folder: Path
+    name: str
+    planned: int
+    log: list[dict] = field(default_factory=list)
+    card: dict | None = None  # an exported model's card, newer than best.pt
+
+    @property
+    def done(self) -> bool:
+        return len(self.log) >= self.planned
+
+    def best(self) -> dict | None:
+        return max(self.log, key=lambda e: e.get("val_accuracy", -1.0)) if self.log else None
+
+
+def read_run(folder: Path) -> Run | str:
+    """The run in ``folder``, or why it is not one."""
+    recipe_file = folder / "recipe.json"
+    if not recipe_file.is_file():
+        return "not a run folder made by 'emolens train' (no recipe.json)"
+    try:
+        recipe = json.loads(recipe_file.read_text())
+        name, planned = recipe["name"], int(recipe["train"]["epochs"])
+    except (ValueError, KeyError, TypeError):
+        return "its recipe.json is not one 'emolens train' wrote"
+    log_file = folder / "log.jsonl"
+    log = []
+    if log_file.is_file():
+        for line in log_file.read_text().splitlines():
+            try:
+                log.append(json.loads(line))
+            except ValueError:
+                pass  # a line cut short by an interrupted write: the epoch before it still counts
+    card = None
+    card_file, best = folder / f"{name}.json", folder / "best.pt"
+    if card_file.is_file() and best.is_file() and card_file.stat().st_mtime > best.stat().st_mtime:
+        card = json.loads(card_file.read_text())
+    return Run(folder, name, planned, log, card)
+
+
+def recipe_path(name: str, recipes: Path = RECIPES) -> Path | None:
+    found = sorted(recipes.rglob(f"{name}.toml"))
+    return found[0] if found else None
+
+
+def command(name: str, recipes: Path = RECIPES) -> tuple[str, str]:
+    """(recipe file, the command that trains it into runs/papers/...) for a recipe name."""
+    path = recipe_path(name, recipes)
+    if path is None:
+        return f"(no {name}.toml under {recipes})", ""
+    rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    out = Path("runs/papers") / path.relative_to(recipes).with_suffix("")
+    return f"`{rel}`", f"`emolens train --recipe {rel} --out {out}`"
+
+
+def pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def result(run: Run | None) -> str:
+    """One table cell: the run's PublicTest accuracy, how far it got, or 'not run yet'."""
+    if run is None:
+        return "not run yet"
+    best = run.best()
+    if best is None:
+        return f"started, no epoch finished (0 of {run.planned})"
+    if not run.done:
+        return (f"unfinished: {pct(best['val_accuracy'])} best so far (epoch {best['epoch']}; "
+                f"{len(run.log)} of {run.planned} done)")
+    if run.card is not None:
+        v = run.card.get("validation", {})
+        return f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported, epoch {best['epoch']} of {run.planned})"
+    return f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned})"
+
+
+def shipped_cell(card_path: Path) -> str:
+    if not card_path.is_file():
+        return "n/a"
+    card = json.loads(card_path.read_text())
+    v = card.get("validation", {})
+    source = (card.get("recipe") or {}).get("source") or "?"
+    return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; {card.get('architecture')}, "
+            f"`{source}`, {card.get('weight_storage', 'float16')})")
+
+
+def papers_table(runs: dict[str, Run], shipped: str, recipes: Path = RECIPES) -> str:
+    rows = []
+    for p in PAPERS:
+        (theirs_file, theirs_cmd), (ours_file, ours_cmd) = command(p.theirs, recipes), command(p.ours, recipes)
+        rows.append([p.paper, p.net, p.setting, p.number,
+                     f"{result(runs.get(p.theirs))}, {theirs_file}", f"{result(runs.get(p.ours))}, {ours_file}",
+                     shipped, f"{theirs_cmd}; {ours_cmd}"])
+    return markdown_table(["paper", "net", "paper's setting", "paper's number", "ours under their setting",
+                           "ours under our recipe", "emolens shipped model", "commands"], rows)
+
+
+def liu_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
+    rows = []
+    for name, varies in LIU_CELLS.items():
+        run = runs.get(name)
+        last = run.log[-1] if run is not None and run.log else None
+        file, cmd = command(name, recipes)
+        rows.append([name.removeprefix("liu_"), varies, result(run),
+                     pct(last["val_accuracy"]) if last else "", pct(last.get("train_accuracy")) if last else "",
+                     file, cmd])
+    return markdown_table(["cell", "changes from the reference", "PublicTest accuracy", "last epoch",
+                           "train accuracy (augmented, last epoch)", "recipe", "command"], rows)
+
+
+def liu_verdict(runs: dict[str, Run]) -> str:
+    finished = {n: r for n, r in runs.items() if n in LIU_CELLS and r.done and r.log}
+    if not finished:
+        return "Liu's claim (about 85% validation): no finished cell yet."
+    name, run = max(finished.items(), key=lambda kv: kv[1].best()["val_accuracy"])
+    acc = run.best()["val_accuracy"]
+    verdict = "reproduced" if acc >= 0.85 else f"not reproduced ({100 * (0.85 - acc):.1f} points short)"
+    return (f"Liu's claim (about 85% validation): best finished cell {name.removeprefix('liu_')} at "
+            f"{pct(acc)} PublicTest, {len(finished)} of {len(LIU_CELLS)} cells finished: {verdict}.")
+
+
+def write_curves(runs: dict[str, Run], out: Path) -> list[Path]:
+    """Copy each run's curves.png to ``out``, and draw the Liu cells' validation accuracy together."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, run in sorted(runs.items()):
+        src = run.folder / "curves.png"
+        if src.is_file():
+            dst = out / f"training-curves-{name}.png"
+            shutil.copyfile(src, dst)
+            written.append(dst)
+    cells = [(n, runs[n]) for n in LIU_CELLS if n in runs and runs[n].log]
+    if cells:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(9, 5))
+        for name, run in cells:
+            ax.plot([e["epoch"] for e in run.log], [100 * e["val_accuracy"] for e in run.log],
+                    label=name.removeprefix("liu_"), lw=2.2 if name == "liu_reference" else 1.2,
+                    ls="-" if run.done else ":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("PublicTest accuracy, %")
+        ax.set_title("Liu's ablation grid on liu_cnn (dotted: unfinished)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+        fig.tight_layout()
+        dst = out / "training-curves-liu-grid.png"
+        fig.savefig(dst, dpi=100)
+        plt.close(fig)
+        written.append(dst)
+    return written
+
+
+def collect(folders: list[Path]) -> dict[str, Run]:
+    """The runs among ``folders`` by recipe name (the one with more epochs when two share a name)."""
+    runs: dict[str, Run] = {}
+    for folder in folders:
+        run = read_run(folder) if folder.is_dir() else "not a folder" if folder.exists() else "no such folder"
+        if isinstance(run, str):
+            print(f"skipped {folder}: {run}", file=sys.stderr)
+            continue
+        if run.name not in runs or len(run.log) > len(runs[run.name].log):
+            runs[run.name] = run
+    return runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="*", type=Path, help="run folders (runs/papers/*, runs/papers/liu/*)")
+    ap.add_argument("--curves", type=Path, default=None, help="folder for the curve plots (e.g. docs/)")
+    ap.add_argument("--shipped", type=Path, default=SHIPPED, help="the shipped model's card (.json)")
+    args = ap.parse_args(argv)
+    if args.curves is not None and args.curves.exists() and not args.curves.is_dir():
+        raise SystemExit(f"--curves {args.curves}: is a file; pass a folder for the plots")
+    runs = collect(args.runs)
+    print("### Papers reproduced\n")
+    print(papers_table(runs, shipped_cell(args.shipped)))
+    print("\n### Liu's ablation grid (liu_cnn, 15 epochs each)\n")
+    print(liu_table(runs))
+    print("\n" + liu_verdict(runs))
+    if args.curves is not None:
+        for path in write_curves(runs, args.curves):
+            print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
