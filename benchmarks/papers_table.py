@@ -151,7 +151,8 @@ def result(run: Run | None) -> str:
                 f"{len(run.log)} of {run.planned} done)")
     if run.card is not None:
         v = run.card.get("validation", {})
-        return f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported, epoch {best['epoch']} of {run.planned})"
+        return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported, epoch {best['epoch']} "
+                f"of {run.planned})")
     return f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned})"
 
 

@@ -164,7 +164,8 @@ def test_a_liu_cell_trains_one_epoch_with_adam_elu_and_no_residual_blocks(liu_sm
     entries = [json.loads(line) for line in (liu_smoke_run / "log.jsonl").read_text().splitlines()]
     assert len(entries) == 1 and 0 <= entries[0]["val_accuracy"] <= 1 and entries[0]["train_loss"] > 0
     state = torch.load(liu_smoke_run / "last.pt", weights_only=True)
-    assert state["arch"] == "liu_cnn" and state["arch_kwargs"] == {"activation": "elu", "dropout": 0.5, "residual": False}
+    assert state["arch"] == "liu_cnn"
+    assert state["arch_kwargs"] == {"activation": "elu", "dropout": 0.5, "residual": False}
     assert state["recipe"]["train"]["optimizer"] == "adam"
     assert "exp_avg_sq" in next(iter(state["optimizer"]["state"].values()))  # Adam's state, not SGD's momentum
     assert not any(".body." in k for k in state["model"])  # no residual block weights
@@ -183,7 +184,8 @@ def test_papers_table_reads_a_real_smoke_run(liu_smoke_run, capsys):
 def fake_run(folder: Path, name: str, planned: int, accuracies: list[float], curves: bool = True) -> Path:
     folder.mkdir(parents=True)
     (folder / "recipe.json").write_text(json.dumps({"name": name, "train": {"epochs": planned}}))
-    lines = [json.dumps({"epoch": i + 1, "val_accuracy": a, "train_accuracy": a + 0.1}) for i, a in enumerate(accuracies)]
+    lines = [json.dumps({"epoch": i + 1, "val_accuracy": a, "train_accuracy": a + 0.1})
+             for i, a in enumerate(accuracies)]
     (folder / "log.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "best.pt").write_bytes(b"not read")
     if curves:

@@ -7,9 +7,10 @@ Every net maps a ``(N, 1, 48, 48)`` normalised grey face to two heads:
   sigmoid cross-entropy on FER+ vote fractions (the Xu et al. regression head).
 
 The four seed architectures follow their papers, adapted to 48x48 grey input (``liu_cnn`` is
-Liu's 4-layer CNN with the switches of the paper's ablation grid); ``emonet`` is ours, designed for the 2-core CPU training budget. A net's arguments carry their ranges in
-their annotations (``Annotated[int, Field(ge=1)]``): ``check_net`` validates a recipe's
-``[net] args`` against them and builds the net on the meta device before any data loads.
+Liu's 4-layer CNN with the switches of the paper's ablation grid); ``emonet`` is ours, designed
+for the 2-core CPU training budget. A net's arguments carry their ranges in their annotations
+(``Annotated[int, Field(ge=1)]``): ``check_net`` validates a recipe's ``[net] args`` against
+them and builds the net on the meta device before any data loads.
 """
 
 from __future__ import annotations
