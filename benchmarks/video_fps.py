@@ -82,12 +82,17 @@ def measure_fps(recognizer, clip, detect_every: int, outputs_dir: Path | None):
         outputs = VideoOutputs(csv=outputs_dir / f"{clip.path.stem}.csv",
                                video=outputs_dir / f"{clip.path.stem}-out.mp4")
     start = time.perf_counter()
-    summary = run_video(recognizer, clip.path, outputs, on_frame=on_frame, detect_every=detect_every)
+    summary = run_video(recognizer, clip.path, outputs, on_frame=on_frame, detect_every=detect_every, **PEOPLE)
     wall = time.perf_counter() - start
     return summary.processed / wall, per_frame, found
 
 
+PEOPLE: dict = {}   # run_video's shots/persons settings for the fps part (--no-people turns both off)
+
+
 def part_fps(args, recognizer, workdir: Path, photos: list[Path]) -> None:
+    if args.no_people:
+        PEOPLE.update(shots="off", persons=False)
     from emolens.video import run_video
 
     seconds = 2.0 if args.quick else args.seconds
@@ -246,6 +251,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="where clips are written (default: a temporary "
                     "folder, removed at the end)")
     ap.add_argument("--quick", action="store_true", help="tiny inputs: check that the script works")
+    ap.add_argument("--no-people", action="store_true", help="fps part without shot cuts and person descriptors "
+                    "(--shots off --no-persons), to measure what they cost")
     args = ap.parse_args(argv)
 
     pin_threads(args.threads)
