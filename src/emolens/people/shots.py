@@ -41,7 +41,6 @@ DEFAULT_THRESHOLDS = {"content": 27.0, "histogram": 0.2, "hash": 0.2}
 
 def _scenedetect():
     try:
-        import scenedetect  # noqa: F401
         from scenedetect import FrameTimecode
         from scenedetect.detectors import ContentDetector, HashDetector, HistogramDetector
         from scenedetect.detector import FlashFilter
