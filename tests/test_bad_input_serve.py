@@ -322,8 +322,8 @@ def test_real_server_memory_stays_bounded(tmp_path):
 
         # (12) a client that leaves mid-upload
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(f"POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                      f"Content-Length: 100000\r\n\r\n".encode() + b"\xff\xd8" + b"\0" * 100)
+            s.sendall("POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                      "Content-Length: 100000\r\n\r\n".encode() + b"\xff\xd8" + b"\0" * 100)
         time.sleep(0.3)
 
         # (10) a bad stream option: HTTP 422 with the reason, not 403
