@@ -52,6 +52,22 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def parse_detector(spec: str) -> tuple[str, dict]:
+    """``"name key=value ..."`` -> name and options (numbers converted)."""
+    name, *pairs = spec.split()
+    options = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                pass
+        options[key] = value
+    return name, options
+
+
 def parse_spec(spec: str) -> tuple[str, dict]:
     """``emonet:width=40,blocks=1-2-3-2`` -> ("emonet", {"width": 40, "blocks": [1, 2, 3, 2]})."""
     name, _, rest = spec.partition(":")

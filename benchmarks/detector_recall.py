@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_PHOTOS, REPO, markdown_table, pin_threads  # noqa: E402
+from _common import DEFAULT_PHOTOS, REPO, markdown_table, parse_detector, pin_threads  # noqa: E402
 
 FACES_MULTI = REPO.parent / "shared" / "datasets" / "faces-multi"
 OUR_BOXES = REPO / "benchmarks" / "data" / "faces_multi_boxes.csv"
@@ -307,22 +307,6 @@ def size_sweep(photos: Path, sides=(12, 16, 18, 20, 22, 24, 28, 32, 40, 64), cou
 def _fraction(hit_total: tuple[int, int]) -> str:
     hit, total = hit_total
     return f"{hit}/{total} ({hit / total:.0%})" if total else "-"
-
-
-def parse_detector(spec: str) -> tuple[str, dict]:
-    """``"name key=value ..."`` -> name and options (numbers converted)."""
-    name, *pairs = spec.split()
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        for convert in (int, float):
-            try:
-                value = convert(value)
-                break
-            except ValueError:
-                pass
-        options[key] = value
-    return name, options
 
 
 def main(argv=None) -> int:

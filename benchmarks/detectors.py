@@ -31,23 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_PHOTOS, markdown_table, photo_labels, pin_threads  # noqa: E402
-
-
-def parse_detector(spec: str) -> tuple[str, dict]:
-    """``"name key=value ..."`` -> name and options (numbers converted)."""
-    name, *pairs = spec.split()
-    options = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        for convert in (int, float):
-            try:
-                value = convert(value)
-                break
-            except ValueError:
-                pass
-        options[key] = value
-    return name, options
+from _common import DEFAULT_PHOTOS, markdown_table, parse_detector, photo_labels, pin_threads  # noqa: E402
 
 
 def landmark_error(landmarks, expected) -> float:
