@@ -92,3 +92,18 @@ def recognizer(tiny_model):
     from emolens import Recognizer
 
     return Recognizer(model=tiny_model)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The serve tests' analysis engine (the shipped model, landmarks, BlazeFace), one per test module."""
+    import cv2
+
+    from emolens.serve import ServeConfig
+    from emolens.serve.engine import Engine
+
+    threads = cv2.getNumThreads()
+    eng = Engine(ServeConfig(workers=2))
+    yield eng
+    eng.close()
+    cv2.setNumThreads(threads)           # the engine pins OpenCV's threads process-wide

@@ -33,26 +33,11 @@ with warnings.catch_warnings():   # Starlette now prefers the httpx2 fork; httpx
 
 from emolens.cli import app as cli_app
 from emolens.serve import ServeConfig, create_app
-from emolens.serve.engine import Engine, MiB
+from emolens.serve.engine import MiB
 from emolens.serve.security import ApiKeyError, bind_problem, normalize_api_key, read_api_key_file
 from test_bad_input_decode import gif_bytes, hdr_bytes, png_bytes
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples" / "astronaut.jpg"
-KEY = "test-key-5c1f"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    threads = cv2.getNumThreads()
-    eng = Engine(ServeConfig(workers=2))
-    yield eng
-    eng.close()
-    cv2.setNumThreads(threads)
-
-
-def client_for(engine, **settings) -> TestClient:
-    return TestClient(create_app(ServeConfig(**settings), engine))
+from test_serve import KEY, client_for
 
 
 def jpeg(width=64, height=48) -> bytes:

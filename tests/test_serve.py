@@ -1,6 +1,6 @@
 """emolens serve: the HTTP API, its errors and limits, the WebSocket stream, the API key, the docs.
 
-One ``Engine`` (the shipped model, the landmark model, BlazeFace) is loaded for the whole
+One ``Engine`` (conftest.py's ``engine`` fixture: the shipped model, landmarks, BlazeFace) is loaded for the whole
 file; each test builds a light app around it with the settings it needs and talks to it
 through FastAPI's ``TestClient``. Real faces: the bundled example photo (``make demo``'s),
 photos-dev when present, and video frames made from the example photo
@@ -31,22 +31,12 @@ from emolens.cli import app as cli_app  # noqa: E402
 from emolens.emotions import EMOTIONS  # noqa: E402
 from emolens.predict import predict_files  # noqa: E402
 from emolens.serve import ServeConfig, create_app  # noqa: E402
-from emolens.serve.engine import Engine  # noqa: E402
 from emolens.serve.security import bind_problem, is_loopback  # noqa: E402
 from emolens.testing import clips  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "astronaut.jpg"
 KEY = "test-key-5c1f"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    threads = cv2.getNumThreads()
-    eng = Engine(ServeConfig(workers=2))
-    yield eng
-    eng.close()
-    cv2.setNumThreads(threads)           # the engine pins OpenCV's threads process-wide
 
 
 def client_for(engine, **settings) -> TestClient:
