@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,13 @@ def engine():
     yield eng
     eng.close()
     cv2.setNumThreads(threads)           # the engine pins OpenCV's threads process-wide
+
+
+@pytest.fixture(autouse=True)
+def restore_signal_handlers():
+    """An interrupted `emolens video` or `emolens batch` ignores further signals until the process
+    ends; run in-process, every test puts the SIGINT and SIGTERM handlers back."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

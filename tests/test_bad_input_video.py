@@ -72,16 +72,6 @@ def rows(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(autouse=True)
-def restore_signal_handlers():
-    """An interrupted `emolens video` ignores further signals until the process ends; run in-process,
-    the test puts the handlers back."""
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
-
-
 @pytest.fixture(scope="module")
 def face():
     """The example photo's face with a margin (the whole photo would make the face too small in a clip)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import signal
 import time
 
 import cv2
@@ -74,16 +73,6 @@ def recognizer(tiny_model):
     from emolens import Recognizer
 
     return Recognizer(model=tiny_model, detector=DETECTOR)
-
-
-@pytest.fixture(autouse=True)
-def restore_signal_handlers():
-    """An interrupted `emolens video` ignores further signals until the process ends; run in-process,
-    the test puts the handlers back."""
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
 
 
 # ---------------------------------------------------------------------------------------
