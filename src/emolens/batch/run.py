@@ -23,6 +23,7 @@ from emolens.batch.inputs import expand_inputs
 from emolens.batch.plan import plan_units
 from emolens.batch.settings import DEFAULT_PHOTOS_PER_TASK, DEFAULT_SEGMENT_SECONDS, AnalysisOptions
 from emolens.batch.storage import Layout, Ledger, RunLock
+from emolens.stop_signals import SignalTakeover
 
 
 @dataclass
@@ -48,24 +49,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM during a batch: it stops as on Ctrl-C."""
 
 
-class StopSignals:
+class StopSignals(SignalTakeover):
     """While a batch runs: the first SIGINT or SIGTERM stops it (``KeyboardInterrupt``,
-    ``Terminated``); once ``finishing`` is set, further signals are ignored, so the results are
-    always recorded. Only default handlers are taken over, only in the main thread."""
+    ``Terminated``, raised where the client waits on its tasks); once ``finishing`` is set,
+    further signals are ignored, so the results are always recorded. Handlers are taken over
+    as ``emolens.stop_signals.SignalTakeover`` says."""
 
     def __init__(self):
+        super().__init__()
         self.finishing = False
-        self._previous: dict = {}
-
-    def __enter__(self) -> "StopSignals":
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
-                if signal.getsignal(sig) == default:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
 
     def _handle(self, signum, frame) -> None:
         import signal
@@ -74,13 +66,6 @@ class StopSignals:
             return
         self.finishing = True
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 def _describe_failure(unit, exc: BaseException) -> str:

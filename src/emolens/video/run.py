@@ -6,13 +6,13 @@ import contextlib
 import json
 from pathlib import Path
 import signal
-import threading
 import time
 from typing import Callable
 
 import cv2
 
 from emolens.file_names import printable
+from emolens.stop_signals import SignalTakeover
 from emolens.video.outputs import (AnnotatedVideoWriter, CsvWriter, Display, JsonlWriter, VideoOutputs, _output_path,
                                    annotate_frame, audio_source, check_outputs, write_failed)
 from emolens.video.sources import FrameSource, VideoError, VideoFile, open_source
@@ -20,7 +20,7 @@ from emolens.video.summary import Timeline, VideoSummary
 from emolens.video.tracking import FaceTracker, FrameResult
 
 
-class StopSignals:
+class StopSignals(SignalTakeover):
     """While a run is on: Ctrl-C (SIGINT) and SIGTERM stop it cleanly, and never its finishing.
 
     The handler only takes note (``requested``: the first signal's number; ``ignored``: how
@@ -33,17 +33,10 @@ class StopSignals:
     """
 
     def __init__(self):
+        super().__init__()
         self.requested: int | None = None
         self.ignored = 0
         self.source: FrameSource | None = None
-        self._previous: dict = {}
-
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
-                if signal.getsignal(sig) == default:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
 
     def _handle(self, signum, frame) -> None:
         if self.requested is not None:
@@ -56,11 +49,6 @@ class StopSignals:
     @property
     def name(self) -> str | None:
         return None if self.requested is None else signal.Signals(self.requested).name
-
-    def __exit__(self, *exc) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        self._previous.clear()
 
 
 def run_video(recognizer, source, outputs: VideoOutputs | None = None, show: bool = False,
