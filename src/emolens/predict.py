@@ -62,15 +62,9 @@ class PhotoPersons:
         self.registry = PersonRegistry()
 
     def __call__(self, image, faces) -> list:
-        from emolens.people.persons import MIN_DESCRIPTOR_FACE
+        from emolens.people.persons import describable
 
-        out = []
-        for face in faces:
-            if face.landmarks is None or min(face.box[2], face.box[3]) < MIN_DESCRIPTOR_FACE:
-                out.append(None)
-            else:
-                out.append(self.registry.assign(self.describe(image, face.landmarks)))
-        return out
+        return [self.registry.assign(self.describe(image, f.landmarks)) if describable(f) else None for f in faces]
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:

@@ -77,14 +77,9 @@ class VideoStitcher:
                 if person is not None and distance < self.registry.threshold:
                     gid = person.id
             if gid is None:
-                gid = self.registry.new_person(total / count)
-                self.registry.persons[gid - 1].total = total
-                self.registry.persons[gid - 1].count = count
+                gid = self.registry.new_person(total, count)
             else:
-                person = self.registry.persons[gid - 1]
-                if np.isfinite(person.total).all():
-                    person.total = person.total + total
-                    person.count += count
+                self.registry.persons[gid - 1].add(total, count)
             mapping[local] = gid
         for t, p in track_person.items():
             if p is not None and p in mapping:

@@ -204,10 +204,8 @@ def analyse_segment(path: str, number: int, start: int, stop: int | None, times,
         error = f"{path}: out of memory while analysing segment {number}; give the workers more memory"
     persons = {}
     if tracker.persons is not None:
-        import numpy as np
-
         persons = {str(p.id): [p.total.tolist(), p.count] for p in tracker.persons.persons
-                   if np.isfinite(p.total).all()}
+                   if p.total is not None}
     meta = {"number": number, "start": start, "stop": stop, "frames": frames, "last_frame": last_frame,
             "last_time": last_time, "rows": rows_path.name, "cut_at_start": cut_at_start,
             "final_shot": tracker.shots.shot, "tracks": sorted(tracks), "first_seen": first_seen,

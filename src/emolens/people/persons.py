@@ -55,13 +55,22 @@ class FaceDescriber:
 
 @dataclass
 class Person:
+    """A person's descriptors, summed; ``total`` None: a person known only by a track or a face that
+    could not be described, never matched by distance."""
+
     id: int
-    total: np.ndarray
+    total: np.ndarray | None
     count: int = 1
 
     @property
     def mean(self) -> np.ndarray:
         return self.total / self.count
+
+    def add(self, descriptors: np.ndarray, count: int = 1) -> None:
+        """Add a descriptor (or the sum of ``count`` of them); nothing for a person never described."""
+        if self.total is not None:
+            self.total = self.total + descriptors
+            self.count += count
 
 
 class PersonRegistry:
@@ -74,38 +83,38 @@ class PersonRegistry:
         self.persons: list[Person] = []
 
     def nearest(self, descriptor: np.ndarray) -> tuple[Person | None, float]:
-        if not self.persons:
+        described = [p for p in self.persons if p.total is not None]
+        if not described:
             return None, float("inf")
-        means = np.stack([p.mean for p in self.persons])
-        d = np.linalg.norm(means - descriptor[None, :], axis=1)
+        d = np.linalg.norm(np.stack([p.mean for p in described]) - descriptor[None, :], axis=1)
         k = int(np.argmin(d))
-        return self.persons[k], float(d[k])
+        return described[k], float(d[k])
 
     def assign(self, descriptor: np.ndarray) -> int:
         """The id of the person this descriptor belongs to (a new person when none is close enough)."""
         descriptor = np.asarray(descriptor, dtype=np.float64)
         person, dist = self.nearest(descriptor)
         if person is not None and dist < self.threshold:
-            person.total = person.total + descriptor
-            person.count += 1
+            person.add(descriptor)
             return person.id
         return self.new_person(descriptor)
 
-    def new_person(self, descriptor: np.ndarray | None = None) -> int:
+    def new_person(self, descriptors: np.ndarray | None = None, count: int = 1) -> int:
+        """A new person: from a descriptor (or the sum of ``count`` of them), or (None) one never
+        matched by distance."""
         pid = len(self.persons) + 1
-        total = np.zeros(128) if descriptor is None else np.asarray(descriptor, dtype=np.float64)
-        self.persons.append(Person(pid, total, 0 if descriptor is None else 1))
-        if descriptor is None:      # a person known only by a track: never matched by distance
-            self.persons[-1].total = np.full(128, np.inf)
-            self.persons[-1].count = 1
+        total = None if descriptors is None else np.asarray(descriptors, dtype=np.float64)
+        self.persons.append(Person(pid, total, count))
         return pid
 
     def refine(self, person_id: int, descriptor: np.ndarray) -> None:
         """Add a later view of a person already named (a track's second or third descriptor)."""
-        person = self.persons[person_id - 1]
-        if np.isfinite(person.total).all():
-            person.total = person.total + np.asarray(descriptor, dtype=np.float64)
-            person.count += 1
+        self.persons[person_id - 1].add(np.asarray(descriptor, dtype=np.float64))
+
+
+def describable(face) -> bool:
+    """A face a descriptor can be computed for: landmarks that fit, and ``MIN_DESCRIPTOR_FACE`` px or more."""
+    return face.landmarks is not None and min(face.box[2], face.box[3]) >= MIN_DESCRIPTOR_FACE
 
 
 @dataclass

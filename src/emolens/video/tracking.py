@@ -13,7 +13,7 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import MIN_DESCRIPTOR_FACE, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity
+from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity, describable
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -350,8 +350,7 @@ class FaceTracker:
 
     def _identify(self, track: Track, face, image: np.ndarray, timestamp: float) -> None:
         """Describe the face when its track wants another descriptor; name or refine its person."""
-        if (self.persons is None or face.landmarks is None or min(face.box[2], face.box[3]) < MIN_DESCRIPTOR_FACE
-                or not track.identity.wants(timestamp)):
+        if self.persons is None or not describable(face) or not track.identity.wants(timestamp):
             return
         if self._describer is None:
             self._describer = FaceDescriber()
