@@ -217,27 +217,24 @@ class VideoSummary:
 
 
 class Timeline:
-    """Smoothed scores over time per track, in bounded memory.
+    """Smoothed scores over time per person (a track not yet named by a descriptor: per track), in
+    bounded memory; frontal faces only unless ``all_poses``.
 
-    Each track keeps at most ``max_points`` points; when full, neighbouring points are
+    Each line keeps at most ``max_points`` points; when full, neighbouring points are
     averaged in pairs and later samples are averaged in buckets twice as long, so a
     ten-hour video costs what a ten-minute one does.
     """
 
-    def __init__(self, max_points: int = 2000, by: str = "person", all_poses: bool = False):
-        if by not in ("person", "track"):
-            raise ValueError(f"a timeline is per 'person' or per 'track', not {by!r}")
+    def __init__(self, max_points: int = 2000, all_poses: bool = False):
         self.max_points = max(4, int(max_points) // 2 * 2)
-        self.by = by
         self.all_poses = all_poses
-        self._series: dict[int, dict] = {}
+        self._series: dict[str, dict] = {}
 
     def add(self, result: FrameResult) -> None:
         for face in result.faces:
             if not (self.all_poses or face.frontal):
                 continue
-            named = self.by == "person" and face.person is not None
-            key = f"person {face.person}" if named else f"track {face.track_id}"
+            key = f"track {face.track_id}" if face.person is None else f"person {face.person}"
             s = self._series.get(key)
             if s is None:
                 s = self._series[key] = {"t": [], "v": [], "bucket": 1, "n": 0, "sum_t": 0.0,
