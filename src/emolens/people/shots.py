@@ -43,10 +43,9 @@ def _scenedetect():
     try:
         from scenedetect import FrameTimecode
         from scenedetect.detectors import ContentDetector, HashDetector, HistogramDetector
-        from scenedetect.detector import FlashFilter
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise RuntimeError("shot detection needs PySceneDetect: pip install scenedetect-headless") from exc
-    return FrameTimecode, {"content": ContentDetector, "histogram": HistogramDetector, "hash": HashDetector}, FlashFilter
+    return FrameTimecode, {"content": ContentDetector, "histogram": HistogramDetector, "hash": HashDetector}
 
 
 @dataclass
@@ -79,13 +78,11 @@ class ShotDetector:
         self._last_cut_time: float | None = None
         self._previous_time: float | None = None
         if method != "off":
-            self._timecode, detectors, flash = _scenedetect()
+            self._timecode, detectors = _scenedetect()
             kind = detectors[method]
             # Our own min-shot rule below works on timestamps (variable frame rates, --every):
-            # PySceneDetect's flash filter is switched off (length 0 frames).
+            # PySceneDetect's own minimum scene length is off (0 frames: its flash filter passes every cut).
             self._detector = kind(threshold=self.threshold, min_scene_len=0)
-            if hasattr(self._detector, "_flash_filter"):
-                self._detector._flash_filter = flash(mode=flash.Mode.SUPPRESS, length=0)
 
     def small(self, image: np.ndarray) -> np.ndarray:
         """The copy frames are compared on: ``width`` px wide, BGR (grey is expanded)."""
