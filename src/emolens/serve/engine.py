@@ -239,10 +239,8 @@ class Engine:
         """A ``FaceTracker`` for one stream: its own tracks, the shared models and pools."""
         from emolens.video import FaceTracker
 
-        tracker = FaceTracker(self.recognizer(detector, align), **tracking)
-        if hasattr(tracker, "_describer"):   # lent per call, not loaded per stream (module docstring)
-            tracker._describer = self.describer
-        return tracker
+        # The descriptor model is lent per call, not loaded per stream (module docstring).
+        return FaceTracker(self.recognizer(detector, align), describer=self.describer, **tracking)
 
     def _thread_recognizer(self, detector: str | None, align: bool):
         cache = getattr(self._local, "recognizers", None)

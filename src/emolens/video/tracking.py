@@ -281,13 +281,16 @@ class FaceTracker:
     shots: the cut detector (``emolens.people.shots.SHOT_METHODS``; "off": none). A cut ends
     every track, so no track and no smoothed score crosses it. persons: give every track a
     person id from dlib face descriptors (a few per track), stable across shots;
-    same_person: the descriptor distance below which two faces are one person.
+    same_person: the descriptor distance below which two faces are one person. describer: a
+    ``FaceDescriber`` (or anything called ``(image, landmarks) -> descriptor``) to share between
+    trackers, e.g. the server's pool; None: one is loaded when the first face is described.
     """
 
     def __init__(self, recognizer, detect_every: int = DEFAULT_DETECT_EVERY, half_life: float = DEFAULT_HALF_LIFE,
                  max_missed: int = DEFAULT_MAX_MISSED, iou_threshold: float = DEFAULT_IOU,
                  color: str = "bgr", min_similarity: float = DEFAULT_MIN_SIMILARITY,
-                 shots: str = DEFAULT_SHOT_METHOD, persons: bool = True, same_person: float = SAME_PERSON):
+                 shots: str = DEFAULT_SHOT_METHOD, persons: bool = True, same_person: float = SAME_PERSON,
+                 describer=None):
         if detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more, got {detect_every}")
         if half_life < 0:
@@ -307,7 +310,7 @@ class FaceTracker:
         self.ended = 0
         self.shots = ShotDetector(shots)
         self.persons = PersonRegistry(same_person) if persons else None
-        self._describer: FaceDescriber | None = None
+        self._describer = describer
         self.descriptors = 0    # descriptors computed so far
 
     def _new_track(self, box) -> Track:
