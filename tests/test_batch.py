@@ -351,3 +351,28 @@ def test_sigterm_stops_the_command_cleanly_and_the_rerun_finishes(archive, tmp_p
     for i in range(3):
         frames = [f for s, f in zip(table["source"].to_pylist(), table["frame"].to_pylist()) if s.endswith(f"clip{i}.mp4")]
         assert sorted(frames) == list(range(4 * FPS))
+
+
+def _sleep_then_write(path: str, seconds: float) -> str:
+    time.sleep(seconds)
+    Path(path).write_text("late")
+    return path
+
+
+def test_a_stop_waits_for_cancelled_tasks_still_running_on_workers(client, tmp_path):
+    """Cancelling a future does not stop the worker thread running it: after a stop the client
+    waits (bounded) until the run's tasks have left the workers before it empties tmp/."""
+    from emolens.batch.run import _let_running_tasks_end
+
+    late = tmp_path / "late.txt"
+    future = client.submit(_sleep_then_write, str(late), 1.5, key="emolens-photos-x-0-tok12345", pure=False)
+    deadline = time.monotonic() + 30
+    while not any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    client.cancel([future])
+    assert not late.exists()
+    started = time.monotonic()
+    _let_running_tasks_end(client, "tok12345")
+    assert late.exists() and time.monotonic() - started < 10
+    _let_running_tasks_end(client, "tok12345", seconds=0.5)      # nothing left: returns at once

@@ -223,7 +223,35 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
                 on_result(role, result, client)
     except BaseException:
         client.cancel(list(getattr(flow, "futures", ())))
+        _let_running_tasks_end(client, token)
         raise
+
+
+STOP_WAIT_SECONDS = 15.0
+
+
+def _running_keys(token: str, dask_worker=None) -> list[str]:
+    """On a worker: the keys of this run's tasks still executing (cancelling a task does not
+    stop a thread that is running it)."""
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*state.executing, *state.long_running) if token in str(ts.key)]
+
+
+def _let_running_tasks_end(client, token: str, seconds: float = STOP_WAIT_SECONDS) -> None:
+    """After a stop, wait (at most ``seconds``) until the run's cancelled tasks have left the
+    workers, so none writes into ``.emolens/tmp`` after the client has emptied it. A task
+    still running after that is left; its file is removed by the next run."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            running = client.run(_running_keys, token, on_error="return")
+            if not any(isinstance(keys, list) and keys for keys in running.values()):
+                return
+            time.sleep(0.1)
+    except BaseException:  # a scheduler gone, or another signal: stop waiting, never mask the stop
+        return
 
 
 def _shown(text) -> str:
