@@ -74,13 +74,33 @@ def test_all_faces_go_through_the_model_in_one_call(tiny_model, photo):
         check_face(f, group.shape)
 
 
-def test_small_face_falls_back_to_box_crop(recognizer, photo):
-    tiny = cv2.resize(cv2.imread(str(photo)), (38, 38), interpolation=cv2.INTER_AREA)
+def _small_face_canvas(photo, side: int = 38) -> np.ndarray:
+    tiny = cv2.resize(cv2.imread(str(photo)), (side, side), interpolation=cv2.INTER_AREA)
     canvas = np.full((300, 300, 3), 127, np.uint8)
-    canvas[100:138, 100:138] = tiny
+    canvas[100:100 + side, 100:100 + side] = tiny
+    return canvas
+
+
+def test_a_small_face_gets_landmarks_and_a_pose(recognizer, photo):
+    """A face of ~30 px (a 38 px photo with margin) is aligned and gets a head pose: a 40 px floor
+    once made every such face a box crop and "not frontal" (BENCHMARKS "Landmarks on small faces")."""
+    canvas = _small_face_canvas(photo)
     faces = recognizer.analyze(canvas)
     assert len(faces) == 1
-    assert faces[0].box[2] < 40 and faces[0].aligned is False and faces[0].landmarks is None
+    assert faces[0].box[2] < 40 and faces[0].aligned is True and faces[0].landmarks is not None
+    assert faces[0].pose is not None and faces[0].frontal is True
+    check_face(faces[0], canvas.shape)
+
+
+def test_a_face_below_the_landmark_floor_falls_back_to_the_box_crop(recognizer, photo, monkeypatch):
+    import emolens.recognize as recognize
+
+    monkeypatch.setattr(recognize, "MIN_LANDMARK_FACE", 60)
+    canvas = _small_face_canvas(photo)
+    faces = recognizer.analyze(canvas)
+    assert len(faces) == 1
+    assert faces[0].aligned is False and faces[0].landmarks is None and faces[0].pose is None
+    assert faces[0].frontal is False
     check_face(faces[0], canvas.shape)
 
 

@@ -89,7 +89,7 @@ def timeline_figure(series: dict, title: str = "", max_tracks: int = 12, cuts: l
         axes[0, 0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0, 0].transAxes)
         axes[0, 0].set_yticks([])
     steps = np.concatenate([np.diff(series[k][0]) for k in shown if len(series[k][0]) > 1] or [np.array([0.1])])
-    gap = max(1.0, 5 * float(np.median(steps)))
+    gap = max(0.2, 5 * float(np.median(steps)))   # an absence of 5 analysed frames breaks the line
     for ax, key in zip(axes[:, 0], shown):
         t, v = _with_gaps(*series[key], gap)
         for k, e in enumerate(EMOTIONS):

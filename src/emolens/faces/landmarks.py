@@ -28,8 +28,13 @@ CHIN = 8
 JAW_LEFT = 0
 JAW_RIGHT = 16
 
-# Below this box side (pixels), the shape predictor is unreliable: use the box crop.
-MIN_LANDMARK_FACE = 40
+# Below this box side (pixels) no landmarks are tried: the box crop is used. Above it every
+# fit is still checked (``emolens.people.pose.landmark_fit``). Measured on photos-dev faces
+# scaled to 20-48 px (benchmarks/small_face_landmarks.py, BENCHMARKS.md "Landmarks on small
+# faces"): aligned crops classify as well as box crops from 20 px up, and only faces with
+# landmarks get a head pose, so a floor of 40 px (the first guess) called every face of
+# 20-36 px "not frontal" and left it out of video summaries.
+MIN_LANDMARK_FACE = 20
 
 
 class LandmarkModelError(RuntimeError):

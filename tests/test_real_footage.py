@@ -1,0 +1,64 @@
+"""`emolens video` on filmed footage (emolens.testing.footage: clips that PyPI wheels ship), and the
+jitter measure of benchmarks/head_jitter.py (Xu et al.'s intensity-vs-classification ablation)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from emolens.cli import app
+from emolens.testing.footage import footage_path, missing_reason
+
+ROOT = Path(__file__).resolve().parents[1]
+CARPHONE = footage_path("carphone")
+needs_carphone = pytest.mark.skipif(CARPHONE is None, reason=missing_reason("carphone"))
+
+
+def _jitter_module():
+    spec = importlib.util.spec_from_file_location("head_jitter", ROOT / "benchmarks" / "head_jitter.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_carphone
+def test_video_on_a_filmed_clip_follows_one_man_through_one_shot(tmp_path):
+    out, table, lines = tmp_path / "annotated.mp4", tmp_path / "faces.csv", tmp_path / "faces.jsonl"
+    result = CliRunner().invoke(app, ["video", str(CARPHONE), "--out", str(out), "--csv", str(table),
+                                      "--jsonl", str(lines), "--all-poses"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 120                                   # a face in every frame of the 4 s clip
+    assert {r["track_id"] for r in rows} == {"1"} and {r["person"] for r in rows} == {"1"}
+    assert {r["shot"] for r in rows} == {"0"}                 # camera shake and window light are no cuts
+    sides = np.array([int(r["w"]) for r in rows])
+    assert 30 <= sides.min() and sides.max() <= 70             # the face is about 45 px across
+    assert all(r["yaw"] for r in rows)                        # landmarks fit on every frame, 38-50 px faces too
+    yaws = np.array([float(r["yaw"]) for r in rows])
+    assert (np.abs(yaws) <= 30).mean() > 0.8 and np.ptp(yaws) > 10   # mostly frontal, and he turns
+    faces = [json.loads(line) for line in lines.open()]
+    assert [f["frame"] for f in faces] == list(range(120)) and all(f["aligned"] for f in faces)
+    with av.open(str(out)) as video:
+        stream = video.streams.video[0]
+        decoded = sum(1 for _ in video.decode(stream))
+        assert (stream.codec_context.width, stream.codec_context.height) == (176, 144)
+    assert decoded == 120
+
+
+def test_jitter_counts_flips_and_changes_between_consecutive_frames_only():
+    jitter = _jitter_module().jitter
+    a, b = np.eye(7)[0] * 0.6 + 0.05, np.eye(7)[3] * 0.6 + 0.05
+    tracks = {1: {"frames": [0, 1, 2, 5, 6], "softmax": [a, a, b, b, a]}}     # 2->5 is a gap, not a step
+    r = jitter(tracks, "softmax", spread=np.full(7, 0.3), every=1)
+    assert r["pairs"] == 3 and r["flips"] == pytest.approx(2 / 3)
+    change = np.abs(b - a).mean()
+    assert r["mean_abs_change"] == pytest.approx(2 * change / 3)
+    assert r["jitter_over_spread"] == pytest.approx(2 * change / 3 / 0.3)
+    assert jitter({1: {"frames": [0], "softmax": [a]}}, "softmax", np.ones(7), 1)["pairs"] == 0
