@@ -20,8 +20,9 @@ $(VENV)/.installed-runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml src/emolens/testing/footage.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[train,serve,batch,dev]'
+	$(BIN)/python -m emolens.testing.footage fetch
 	touch $@ $(VENV)/.installed-runtime
 
 demo: $(VENV)/.installed-runtime

@@ -8,6 +8,8 @@ and consecutive shots sometimes on the same background (only the people change).
 1. Cut detection alone, per PySceneDetect detector and threshold: precision, recall and F1
    of the cuts found (a cut counts when found within one analysed frame), every frame and
    ``--every 3``; cost per frame.
+   Then the same on the filmed clips of ``emolens.testing.footage`` (one true cut, three
+   single shots), each detector with its thumbnail confirmation (``confirm``) off and on.
 2. The whole pipeline (``Recognizer.stream`` with its defaults): tracks that cross a cut
    (must be 0), persons found against people shown, person purity (each face row's person
    against the actor at that place), and the time per frame with descriptors.
@@ -112,6 +114,55 @@ def truth_person(shots, info, index: int, box) -> str | None:
     return who
 
 
+# Filmed clips (emolens.testing.footage) and their true cuts: face_then_cartoon's cut is a
+# two-frame transition (frames 72 and 73: either counts); the others are single shots.
+FILMED_CUTS = {"carphone": [], "single_face": [], "sad_to_laughing": [], "face_then_cartoon": [72]}
+
+
+def filmed_frames(path: Path, every: int = 1):
+    """(index, seconds, BGR frame) of every ``every``-th frame, with the file's own timestamps."""
+    import av
+
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i % every == 0:
+                yield i, float(frame.time or 0.0), frame.to_ndarray(format="bgr24")
+
+
+def filmed_clips(grid) -> None:
+    """False and missed cuts on filmed footage, each detector with its confirmation on and off."""
+    from emolens.people.shots import DEFAULT_CONFIRM, ShotDetector
+    from emolens.testing.footage import available_footage
+
+    clips = {name: path for name, path in available_footage().items() if name in FILMED_CUTS}
+    if not clips:
+        print("\nno filmed clips: run `python -m emolens.testing.footage fetch`")
+        return
+    frames_total = 0
+    rows = []
+    for every in (1, 3, 10):
+        frames = {name: list(filmed_frames(path, every)) for name, path in clips.items()}
+        frames_total = max(frames_total, sum(len(v) for v in frames.values()))
+        for method, threshold in grid:
+            for confirm in (None, DEFAULT_CONFIRM):
+                found = false = missed = 0
+                for name, decoded in frames.items():
+                    det = ShotDetector(method, threshold, confirm=confirm)
+                    for index, ts, image in decoded:
+                        det.update(image, index, ts)
+                    hits = [c.index for c in det.changes]
+                    for cut in FILMED_CUTS[name]:
+                        near = [h for h in hits if cut - every <= h <= cut + 1 + every]
+                        found += bool(near)
+                        missed += not near
+                        hits = [h for h in hits if h not in near[:1]]
+                    false += len(hits)
+                rows.append([every, method, threshold, "off" if confirm is None else confirm, found, false, missed])
+    print(f"\nfilmed clips ({', '.join(clips)}; {frames_total} frames, "
+          f"{sum(len(FILMED_CUTS[n]) for n in clips)} cut)")
+    print(markdown_table(["every", "detector", "threshold", "confirm", "cuts found", "false cuts", "missed"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=4)
@@ -158,6 +209,7 @@ def main() -> None:
             rows.append([every, method, threshold, tp, fp, fn, f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}", f"{per_frame:.2f}"])
     print(markdown_table(["every", "detector", "threshold", "cuts found", "false cuts", "missed", "precision",
                           "recall", "F1", "ms/frame"], rows))
+    filmed_clips(grid)
     if args.skip_pipeline:
         return
 

@@ -66,7 +66,25 @@ def test_shot_detector_off_and_min_shot_length(astronaut):
     assert len(detect_shots(flashes, min_shot_seconds=0.0)) >= 4
 
 
+def test_a_reported_cut_between_matching_thumbnails_is_not_a_cut(astronaut, monkeypatch):
+    """The confirmation step: whatever the detector reports, two frames whose thumbnails correlate
+    (the same picture, darker and lower in contrast) are one shot; another picture is a cut."""
+    from emolens.people.shots import correlation, thumbnail
+
+    dim = cv2.convertScaleAbs(astronaut, alpha=0.6, beta=10)
+    small = ShotDetector().small
+    assert correlation(thumbnail(small(astronaut)), thumbnail(small(dim))) > 0.99
+    hopper = cv2.resize(grace_hopper(), (astronaut.shape[1], astronaut.shape[0]))
+    assert correlation(thumbnail(small(astronaut)), thumbnail(small(hopper))) < 0.89
+    for confirm, expected in ((0.89, [False, False, True]), (None, [False, True, True])):
+        det = ShotDetector(confirm=confirm, min_shot_seconds=0)
+        monkeypatch.setattr(det._detector, "process_frame", lambda tc, image: [tc])   # "a cut" on every frame
+        assert [det.update(f, i, i / 25) for i, f in enumerate((astronaut, dim, hopper))] == expected
+
+
 def test_shot_detector_rejects_bad_settings():
+    with pytest.raises(ValueError, match="confirm"):
+        ShotDetector(confirm=1.5)
     with pytest.raises(ValueError, match="unknown shot detector"):
         ShotDetector("magic")
     with pytest.raises(ValueError, match="min_shot_seconds"):

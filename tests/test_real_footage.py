@@ -21,6 +21,23 @@ CARPHONE = footage_path("carphone")
 needs_carphone = pytest.mark.skipif(CARPHONE is None, reason=missing_reason("carphone"))
 
 
+def needs(name: str):
+    return pytest.mark.skipif(footage_path(name) is None, reason=missing_reason(name))
+
+
+def video_rows(tmp_path, name: str, *more) -> tuple[list[dict], str]:
+    table = tmp_path / f"{name}.csv"
+    result = CliRunner().invoke(app, ["video", str(footage_path(name)), "--csv", str(table), "--summary", *more])
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(table.open())), result.output
+
+
+def shares(rows: list[dict], start: float, stop: float) -> dict[str, float]:
+    """Share of each top emotion among the rows from ``start`` to ``stop`` (fractions of the clip)."""
+    part = rows[int(start * len(rows)):int(stop * len(rows))]
+    return {e: sum(r["emotion"] == e for r in part) / len(part) for e in {r["emotion"] for r in part}}
+
+
 def _jitter_module():
     spec = importlib.util.spec_from_file_location("head_jitter", ROOT / "benchmarks" / "head_jitter.py")
     module = importlib.util.module_from_spec(spec)
@@ -62,3 +79,32 @@ def test_jitter_counts_flips_and_changes_between_consecutive_frames_only():
     assert r["mean_abs_change"] == pytest.approx(2 * change / 3)
     assert r["jitter_over_spread"] == pytest.approx(2 * change / 3 / 0.3)
     assert jitter({1: {"frames": [0], "softmax": [a]}}, "softmax", np.ones(7), 1)["pairs"] == 0
+
+
+@needs("sad_to_laughing")
+def test_crying_then_laughing_is_one_shot_one_person_sad_then_happy(tmp_path):
+    """A close-up where a hand passes over the face and the head turns fast: the perceptual hash
+    jumps (0.25-0.28) but the thumbnails still match, so no cut, one track; sad, then happy."""
+    rows, output = video_rows(tmp_path, "sad_to_laughing")
+    assert len(rows) >= 440                                    # the face in almost every one of 472 frames
+    assert {r["shot"] for r in rows} == {"0"}
+    assert {r["track_id"] for r in rows} == {"1"} and {r["person"] for r in rows} == {"1"}
+    assert shares(rows, 0.0, 0.2).get("sad", 0) > 0.8        # crying, eyes shut
+    assert shares(rows, 0.6, 1.0).get("happy", 0) > 0.9       # laughing
+    assert "1 shot(s)" in output
+
+
+@needs("single_face")
+def test_a_smile_after_a_neutral_face(tmp_path):
+    rows, _ = video_rows(tmp_path, "single_face")
+    assert len(rows) == 72 and {r["track_id"] for r in rows} == {"1"}
+    assert shares(rows, 0.0, 0.3).get("neutral", 0) > 0.8
+    assert shares(rows, 0.6, 1.0).get("happy", 0) > 0.8
+
+
+@needs("face_then_cartoon")
+def test_a_cut_to_a_cartoon_title_ends_the_face(tmp_path):
+    """HEVC, variable frame rate: the man for ~2.4 s, a cut (frames 72-73), an animated title."""
+    rows, output = video_rows(tmp_path, "face_then_cartoon")
+    assert max(int(r["frame"]) for r in rows) < 72 and {r["shot"] for r in rows} == {"0"}
+    assert "2 shot(s)" in output

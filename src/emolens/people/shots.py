@@ -15,10 +15,21 @@ Detectors (``SHOT_METHODS``), chosen by measurement on edited clips of real face
   exposure ramps do not cut. At 0.1 every third frame gives false cuts, at 0.25 cuts are
   missed; PySceneDetect's own default, 0.35, misses 40% of them;
 - ``content``: its ``ContentDetector`` (mean change of hue, saturation and luma), threshold
-  27: every flash is a false cut and cuts between shots of one set are missed;
+  27: cuts between shots of one set are missed (and, without the confirmation below, every
+  photographer's flash was a false cut);
 - ``histogram``: its ``HistogramDetector`` (luma histogram correlation), threshold 0.2:
   misses most cuts between similar-looking shots;
 - ``off``: never cuts.
+
+Every cut a detector reports is then confirmed on 16x12 grey thumbnails of the two frames:
+their normalised cross-correlation (zero mean, unit norm: blind to brightness and contrast)
+must be below ``confirm`` (0.89). On filmed footage (``emolens.testing.footage``) the hash
+flips inside continuous shots (a hand passing over a face, a quick head turn in a dim
+close-up: distances of 0.25-0.28 on ``sad_to_laughing``) where the thumbnails still correlate
+at 0.96-0.97 frame to frame and 0.90 or more three frames apart, while every true cut of the
+edited clips and of ``face_then_cartoon`` correlates at 0.88 or less (BENCHMARKS.md "Shot
+cuts"). Ten frames apart, a moving close-up decorrelates as much as a cut: there the hash's
+false cuts stay.
 
 ``min_shot_seconds`` suppresses a second cut sooner than that after the last one (a flash
 or a fast pan counts once).
@@ -37,6 +48,8 @@ SHOT_METHODS = ("hash", "content", "histogram", "off")
 # Each method's threshold on the small copy: PySceneDetect's own defaults unless the
 # cut-clip measurement said otherwise (see BENCHMARKS.md "Shot cuts").
 DEFAULT_THRESHOLDS = {"content": 27.0, "histogram": 0.2, "hash": 0.2}
+DEFAULT_CONFIRM = 0.89      # a cut needs the two frames' thumbnails to correlate less than this
+THUMBNAIL = (16, 12)
 
 
 def _scenedetect():
@@ -61,13 +74,18 @@ class ShotDetector:
     """Frame-by-frame cut detection; ``update`` returns True on the first frame of a new shot."""
 
     def __init__(self, method: str = DEFAULT_SHOT_METHOD, threshold: float | None = None,
-                 min_shot_seconds: float = DEFAULT_MIN_SHOT_SECONDS, width: int = 160):
+                 min_shot_seconds: float = DEFAULT_MIN_SHOT_SECONDS, width: int = 160,
+                 confirm: float | None = DEFAULT_CONFIRM):
         if method not in SHOT_METHODS:
             raise ValueError(f"unknown shot detector {method!r}; choose one of {', '.join(SHOT_METHODS)}")
         if not (min_shot_seconds >= 0 and np.isfinite(min_shot_seconds)):
             raise ValueError(f"min_shot_seconds must be 0 or more seconds, got {min_shot_seconds}")
         if width < 16:
             raise ValueError(f"width must be 16 px or more, got {width}")
+        if confirm is not None and not -1.0 < confirm <= 1.0:
+            raise ValueError(f"confirm must be a correlation in (-1, 1] or None (off), got {confirm}")
+        self.confirm = confirm
+        self._thumbnail: np.ndarray | None = None
         self.method = method
         self.width = int(width)
         self.min_shot_seconds = float(min_shot_seconds)
@@ -102,15 +120,34 @@ class ShotDetector:
         self._previous_time = timestamp
         # The detector needs increasing frame numbers; a frame rate of 1000 turns seconds into them.
         tc = self._timecode(int(round(timestamp * 1000)), fps=1000.0)
-        cuts = self._detector.process_frame(tc, self.small(image))
-        if not cuts:
+        small = self.small(image)
+        cuts = self._detector.process_frame(tc, small)
+        previous, self._thumbnail = self._thumbnail, thumbnail(small)
+        if not cuts or previous is None:       # the first frame starts shot 0, it is no cut
             return False
+        if self.confirm is not None and correlation(previous, self._thumbnail) >= self.confirm:
+            return False          # the same picture, moved or re-lit: no cut
         if self._last_cut_time is not None and timestamp - self._last_cut_time < self.min_shot_seconds:
             return False
         self._last_cut_time = timestamp
         self.shot += 1
         self.changes.append(ShotChange(self.shot, int(index), float(timestamp)))
         return True
+
+
+def thumbnail(small: np.ndarray) -> np.ndarray:
+    """A frame's 16x12 grey thumbnail, zero mean and unit norm (what ``correlation`` compares)."""
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    t = cv2.resize(grey, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
+    t -= t.mean()
+    norm = float(np.sqrt((t * t).sum()))
+    return t / norm if norm > 1e-3 else t
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two thumbnails (1: the same picture up to brightness and
+    contrast; a flat grey thumbnail correlates 0 with anything)."""
+    return float((a * b).sum())
 
 
 def detect_shots(frames, method: str = DEFAULT_SHOT_METHOD, threshold: float | None = None,
