@@ -250,3 +250,37 @@ def test_papers_table_refuses_curves_into_a_file(tmp_path):
     target.write_text("x")
     with pytest.raises(SystemExit, match="is a file"):
         papers_table.main(["--curves", str(target)])
+
+
+def test_xu_labels_recipe_changes_only_what_the_sigmoid_head_learns():
+    base, labels = Recipe.load(PAPERS / "xu_vgg_compact.toml"), Recipe.load(PAPERS / "xu_vgg_compact_labels.toml")
+    assert base.train.intensity_targets == "ferplus" and labels.train.intensity_targets == "labels"
+    a, b = as_dict(base), as_dict(labels)
+    assert a.pop("intensity_targets") == "ferplus" and b.pop("intensity_targets") == "labels"
+    assert a == b
+
+
+def test_intensity_targets_are_the_votes_or_the_labels_one_hot():
+    from emolens.training.targets import intensity_targets
+
+    labels = torch.tensor([3, 0])
+    votes = torch.tensor([[0.0, 0, 0, 0.8, 0, 0, 0.2], [0.0] * 7])
+    has = torch.tensor([True, False])
+    got, mask = intensity_targets("ferplus", labels, 7, votes, has)
+    assert torch.equal(got, votes) and torch.equal(mask, has)
+    got, mask = intensity_targets("labels", labels, 7, votes, has)
+    assert got.tolist() == [[0, 0, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0]] and mask.all()
+    with pytest.raises(ValueError, match="ferplus"):
+        intensity_targets("votes", labels, 7, votes, has)
+
+
+def test_a_labels_run_trains_the_sigmoid_head_for_one_epoch(tmp_path, fer2013_path, ferplus_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--recipe", str(PAPERS / "xu_vgg_compact_labels.toml"), "--out", str(out),
+                                 "--epochs", "1", "--limit", "128", "--val-limit", "64", "--data", str(fer2013_path),
+                                 "--ferplus", str(ferplus_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert entry["train_intensity_loss"] > 0.1
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["recipe"]["train"]["intensity_targets"] == "labels"

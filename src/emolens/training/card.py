@@ -71,8 +71,10 @@ def card_markdown(card: dict, checkpoint: Path) -> str:
         "## How it was made",
         "",
         f"- **Data**: FER2013 `{r.get('data', {}).get('train_split', 'Training')}` rows only "
-        f"(`{r.get('data', {}).get('path')}`), FER+ vote fractions (`{r.get('data', {}).get('ferplus')}`) as "
-        "intensity targets; model selected on `PublicTest`. PrivateTest was never used.",
+        f"(`{r.get('data', {}).get('path')}`), "
+        + ("the class labels one-hot" if t.get("intensity_targets") == "labels" else
+           f"FER+ vote fractions (`{r.get('data', {}).get('ferplus')}`)")
+        + " as intensity targets; model selected on `PublicTest`. PrivateTest was never used.",
         f"- **Recipe**: `{source}` — {t.get('epochs')} epochs, {t.get('optimizer')} "
         f"lr {t.get('lr')} ({t.get('schedule')}), batch {t.get('batch_size')}, weight decay {t.get('weight_decay')}, "
         f"label smoothing {t.get('label_smoothing')}, intensity loss weight {t.get('intensity_weight')}, "

@@ -38,7 +38,7 @@ from emolens.training.checkpoint import (CheckpointError, evaluate_net, non_fini
 from emolens.training.nets import count_parameters, create_net
 from emolens.training.recipe import Recipe
 from emolens.training.sam import SharpnessAware
-from emolens.training.targets import MixedBatch, class_targets, mix_batch, soft_cross_entropy
+from emolens.training.targets import MixedBatch, class_targets, intensity_targets, mix_batch, soft_cross_entropy
 from emolens.training.teachers import OnlineTeacher, teacher_targets
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
             idx = perm[step * t.batch_size:(step + 1) * t.batch_size]
             x = augment_batch(data.images[idx], recipe.augment, spec, gen)
             y = data.labels[idx]
-            inten_target = data.intensity[idx]
+            inten_target, has_inten = intensity_targets(t.intensity_targets, y, len(EMOTIONS), data.intensity[idx],
+                                                        data.has_intensity[idx])
             if online is not None:
                 taught, taught_inten = online(x)
                 w = t.teacher_intensity_weight
@@ -296,7 +297,7 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
                 taught = None if teacher is None else teacher[idx]
             targets = class_targets(y, len(EMOTIONS), t.label_smoothing, data.intensity[idx], data.has_intensity[idx],
                                     t.soft_targets, taught, t.teacher_weight)
-            batch = mix_batch(x, targets, inten_target, data.has_intensity[idx],
+            batch = mix_batch(x, targets, inten_target, has_inten,
                               None if weights is None else weights[y], t.mixup, t.cutmix, t.mix_prob, gen)
             logits, loss, cls_loss, int_loss = batch_loss(net, batch, recipe, bf16)
             loss_value = float(loss.detach())

@@ -83,6 +83,9 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     class_weighting: Literal["none", "sqrt_inverse"] = "none"
     intensity_weight: float = Field(1.0, ge=0, le=100)  # weight of the FER+ intensity loss
+    # what the sigmoid intensity head learns: the FER+ vote fractions (rows without votes add no loss), or
+    # the class labels one-hot, so both heads learn the same labels (Xu et al.'s sigmoid-vs-softmax ablation)
+    intensity_targets: Literal["ferplus", "labels"] = "ferplus"
     soft_targets: float = Field(0.0, ge=0, le=1)    # weight of the FER+ vote distribution in the class target
     mixup: float = Field(0.0, ge=0, le=100)         # Beta(a, a) of mixup; 0 = off
     cutmix: float = Field(0.0, ge=0, le=100)        # Beta(a, a) of CutMix; 0 = off

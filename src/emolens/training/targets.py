@@ -35,6 +35,17 @@ def class_targets(labels: torch.Tensor, n_classes: int, label_smoothing: float =
     return q
 
 
+def intensity_targets(how: str, labels: torch.Tensor, n_classes: int, votes: torch.Tensor,
+                      has_votes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the sigmoid intensity head learns, and for which rows: ``"ferplus"``, the FER+ vote
+    fractions where a row has votes; ``"labels"``, the class labels one-hot, on every row."""
+    if how == "labels":
+        return F.one_hot(labels, n_classes).float(), torch.ones_like(has_votes)
+    if how != "ferplus":
+        raise ValueError(f"intensity targets must be 'ferplus' or 'labels', got {how!r}")
+    return votes, has_votes
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of ``logits`` against target distributions."""
     per_row = -(targets * F.log_softmax(logits.float(), dim=1)).sum(1)
