@@ -19,7 +19,7 @@ Raw per-frame outputs are used (``raw_scores``/``raw_intensity``), not the smoot
 the CLI shows, so the heads themselves are compared.
 
 Clips: filmed footage only: ``carphone``, ``single_face`` and ``sad_to_laughing`` of
-``emolens.testing.footage`` (fetched by ``make test``; 663 frame pairs), plus any ``--clip`` given.
+``emolens.testing.footage`` (fetched by ``make test``; 661 frame pairs), plus any ``--clip`` given.
 
     python benchmarks/head_jitter.py --model src/emolens/weights/emolens.onnx \
         --model runs/papers/xu_vgg_compact/xu_vgg_compact.onnx
