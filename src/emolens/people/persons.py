@@ -26,7 +26,7 @@ DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
 DESCRIPTORS_PER_TRACK = 3   # at most this many descriptors per track
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
-MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (their landmarks are not fitted either)
+MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
 
 
 class FaceDescriber:
