@@ -184,3 +184,37 @@ def test_association_refuses_a_face_that_grew_too_fast():
     assert greedy_match([track], [(100, 100, 180, 180)]) == []        # IoU 0.31, but the side grew 1.8x
     assert greedy_match([track], [(100, 100, 140, 140)]) == [(0, 0)]  # 1.4x: a face coming closer
     assert greedy_match([track], [(130, 100, 100, 100)]) == [(0, 0)]  # moved by 0.3 of its width
+
+
+def _face(person=1):
+    from emolens.emotions import EMOTIONS
+    from emolens.video.tracking import TrackedFace
+
+    scores = {e: 1 / 7 for e in EMOTIONS}
+    return TrackedFace(track_id=1, box=(0, 0, 50, 50), landmarks=None, emotion="neutral", scores=scores,
+                       intensity=scores, raw_emotion="neutral", raw_scores=scores, raw_intensity=scores,
+                       aligned=False, detected=True, person=person)
+
+
+def test_time_on_screen_follows_the_timestamps_of_a_variable_frame_rate():
+    """60 frames at 30 fps then 30 at 10 fps: 2 s + 3 s on screen, whatever the mean frame time;
+    a face missed for a while (a gap of over 4 of its shortest steps) is not on screen meanwhile."""
+    from emolens.video.summary import PersonStats, TrackStats
+
+    track = TrackStats(1)
+    times = [i / 30 for i in range(60)] + [2.0 + i / 10 for i in range(30)]
+    for i, t in enumerate(times):
+        track.add(_face(), i, t)
+    assert track.seconds_on_screen(frame_seconds=1.0) == pytest.approx(2.0 + 2.9 + 1 / 30, abs=1e-6)
+    missed = TrackStats(2)
+    for i, t in enumerate([0.0, 0.1, 0.2, 5.0, 5.1]):        # missed between 0.2 and 5.0 s
+        missed.add(_face(), i, t)
+    assert missed.seconds_on_screen(frame_seconds=1.0) == pytest.approx(0.5)
+    alone = TrackStats(3)
+    alone.add(_face(), 0, 1.0)
+    assert alone.seconds_on_screen(frame_seconds=0.04) == pytest.approx(0.04)
+    person = PersonStats(1, identified=True)
+    for t in (track, missed, alone):
+        person.add_track(t)
+    d = person.to_dict(frame_seconds=0.04)
+    assert d["tracks"] == [1, 2, 3] and d["seconds_on_screen"] == pytest.approx(2.0 + 2.9 + 1 / 30 + 0.5 + 0.04, abs=1e-3)

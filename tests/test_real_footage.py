@@ -105,6 +105,11 @@ def test_a_smile_after_a_neutral_face(tmp_path):
 @needs("face_then_cartoon")
 def test_a_cut_to_a_cartoon_title_ends_the_face(tmp_path):
     """HEVC, variable frame rate: the man for ~2.4 s, a cut (frames 72-73), an animated title."""
-    rows, output = video_rows(tmp_path, "face_then_cartoon")
+    summary = tmp_path / "summary.json"
+    rows, output = video_rows(tmp_path, "face_then_cartoon", "--summary-json", str(summary))
     assert max(int(r["frame"]) for r in rows) < 72 and {r["shot"] for r in rows} == {"0"}
     assert "2 shot(s)" in output
+    # 72 frames at ~30 fps in a file whose mean frame time is longer (the cartoon runs slower):
+    # time on screen follows the face's own timestamps (2.4 s), not 72 x the mean (2.7 s)
+    person = json.loads(summary.read_text())["persons"][0]
+    assert person["seconds_on_screen"] == pytest.approx(2.4, abs=0.05)

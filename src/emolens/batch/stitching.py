@@ -139,5 +139,5 @@ class VideoStitcher:
             rows.append(summary_row(self.source, "video", "track", d, track_id=d["track_id"], person=d["person"],
                                     shot=d["shot"], frames=d["frames"], first_frame=d["first_frame"],
                                     last_frame=d["last_frame"], start_s=d["start"], end_s=d["end"],
-                                    seconds_on_screen=round(d["frames"] * frame_seconds, 3)))
+                                    seconds_on_screen=round(stats.seconds_on_screen(frame_seconds), 3)))
         return rows

@@ -60,8 +60,17 @@ class EmotionSums:
         }
 
 
+# A step between two frames of a track longer than this many times its shortest step is a gap
+# (the face was missed for a while): only the shortest step is counted for the frame before it.
+GAP_STEPS = 4.0
+
+
 class TrackStats(EmotionSums):
-    """Running per-track sums: frames, time span, shot, person, smoothed score and intensity sums, top-label counts."""
+    """Running per-track sums: frames, time span, shot, person, smoothed score and intensity sums, top-label counts.
+
+    Time on screen is summed from the frames' own timestamps (each frame lasts until the track's
+    next frame, gaps excepted), so a variable-frame-rate file or a camera that drops frames is
+    measured in its own seconds, not in frames times a mean frame time."""
 
     def __init__(self, track_id: int):
         super().__init__()
@@ -70,14 +79,25 @@ class TrackStats(EmotionSums):
         self.start = self.end = 0.0
         self.shot = 0
         self.person: int | None = None
+        self.seconds = 0.0                  # on screen, every frame but the last
+        self.shortest_step: float | None = None
 
     def add(self, face: TrackedFace, index: int, timestamp: float, counted: bool = True) -> None:
         if self.frames == 0:
             self.first_frame, self.start, self.shot = index, timestamp, face.shot
+        else:
+            step = timestamp - self.end
+            if step > 0:
+                self.shortest_step = step if self.shortest_step is None else min(self.shortest_step, step)
+                self.seconds += step if step <= GAP_STEPS * self.shortest_step else self.shortest_step
         self.last_frame, self.end = index, timestamp
         if face.person is not None:
             self.person = face.person
         self.add_face(face, counted)
+
+    def seconds_on_screen(self, frame_seconds: float) -> float:
+        """Time on screen; the last frame lasts the track's shortest step (one seen alone: ``frame_seconds``)."""
+        return self.seconds + (self.shortest_step or frame_seconds) if self.frames else 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -100,24 +120,27 @@ class PersonStats(EmotionSums):
         super().__init__()
         self.person = person
         self.identified = identified
-        self.tracks: list[int] = []
+        self.tracks: list[TrackStats] = []
         self.shots: set[int] = set()
         self.first_seen = float("inf")
 
     def add_track(self, track: TrackStats) -> None:
-        self.tracks.append(track.track_id)
+        self.tracks.append(track)
         self.shots.add(track.shot)
         self.first_seen = min(self.first_seen, track.start)
         self.merge(track)
+
+    def seconds_on_screen(self, frame_seconds: float) -> float:
+        return sum(t.seconds_on_screen(frame_seconds) for t in self.tracks)
 
     def to_dict(self, frame_seconds: float) -> dict:
         return {
             "person": self.person,
             "identified": self.identified,
-            "seconds_on_screen": round(self.frames * frame_seconds, 3),
+            "seconds_on_screen": round(self.seconds_on_screen(frame_seconds), 3),
             "first_seen": round(self.first_seen, 3),
             "frames": self.frames,
-            "tracks": sorted(self.tracks),
+            "tracks": sorted(t.track_id for t in self.tracks),
             "shots": sorted(self.shots),
             **self.emotion_dict(),
         }
