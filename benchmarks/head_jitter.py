@@ -15,8 +15,9 @@ the same face crops: only the head differs. For each model and head:
   one frame to the next relative to how far it moves between different faces. This puts the
   softmax and the sigmoid outputs on one scale.
 
-Raw per-frame outputs are used (``raw_scores``/``raw_intensity``), not the smoothed ones that
-the CLI shows, so the heads themselves are compared.
+The heads are compared on their raw per-frame outputs (``raw_scores``/``raw_intensity``); the
+smoothed outputs the CLI shows (exponential moving average, the default half-life) are reported
+beside them for reference.
 
 Clips: filmed footage only: ``carphone``, ``single_face`` and ``sad_to_laughing`` of
 ``emolens.testing.footage`` (fetched by ``make test``; 661 frame pairs), plus any ``--clip`` given.
@@ -39,19 +40,24 @@ from _common import REPO, add_fer2013_arguments, pin_threads  # noqa: E402
 JITTER_CLIPS = ("carphone", "single_face", "sad_to_laughing")
 
 
+SERIES = {"softmax": "raw_scores", "sigmoid": "raw_intensity",            # the heads themselves
+          "softmax, smoothed": "scores", "sigmoid, smoothed": "intensity"}  # what the CLI shows (EMA)
+
+
 def head_series(recognizer, clip: Path, every: int) -> dict[int, dict[str, list]]:
-    """Per track: the analysed frame numbers and the raw scores of both heads (lists of 7-vectors)."""
+    """Per track: the analysed frame numbers and, per ``SERIES`` entry, the scores (lists of 7-vectors)."""
     import numpy as np
 
     from emolens.emotions import EMOTIONS
 
     tracks: dict[int, dict[str, list]] = {}
-    for result in recognizer.stream(str(clip), every=every, half_life=0.0, persons=False):
+    for result in recognizer.stream(str(clip), every=every, persons=False):   # the default smoothing
         for face in result.faces:
-            t = tracks.setdefault(face.track_id, {"frames": [], "softmax": [], "sigmoid": []})
+            t = tracks.setdefault(face.track_id, {"frames": [], **{k: [] for k in SERIES}})
             t["frames"].append(result.index)
-            t["softmax"].append(np.array([face.raw_scores[e] for e in EMOTIONS]))
-            t["sigmoid"].append(np.array([face.raw_intensity[e] for e in EMOTIONS]))
+            for key, field in SERIES.items():
+                values = getattr(face, field)
+                t[key].append(np.array([values[e] for e in EMOTIONS]))
     return tracks
 
 
@@ -130,7 +136,8 @@ def main() -> None:
         heads = head_accuracy(model, args.data, args.ferplus, args.split)
         recognizer = Recognizer(model=model, threads=args.threads)
         per_clip = {clip.name: head_series(recognizer, clip, args.every) for clip in clips}
-        for head, acc in heads.items():
+        for head in SERIES:
+            acc = heads[head.split(",")[0]]          # smoothing is over time: per-frame accuracy is the head's
             merged = {f"{c}:{k}": v for c, tr in per_clip.items() for k, v in tr.items()}
             row = {"model": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "head": head,
                    "accuracy": acc["accuracy"], "macro_f1": acc["macro_f1"], "ferplus_accuracy": acc["ferplus_accuracy"],
@@ -138,7 +145,7 @@ def main() -> None:
                    "clips": {c: jitter(tr, head, acc["spread"], args.every) for c, tr in per_clip.items()}}
             results.append(row)
 
-    print(f"clips: {', '.join(c.name for c in clips)}; every {args.every}; raw per-frame outputs; "
+    print(f"clips: {', '.join(c.name for c in clips)}; every {args.every}; "
           f"accuracy on {args.split}\n")
     print("| model | head | accuracy | macro-F1 | FER+ majority acc. | frame pairs | top-emotion flips "
           "| mean abs d score | jitter / spread |")
