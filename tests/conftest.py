@@ -95,6 +95,24 @@ def recognizer(tiny_model):
     return Recognizer(model=tiny_model)
 
 
+# The video tests use one fixed detector (dlib finds every face of their clips), so they do not
+# depend on which backend is the default.
+VIDEO_DETECTOR = "dlib"
+
+
+@pytest.fixture(scope="session")
+def tiny_video_args(tiny_model) -> list:
+    """`emolens video` options for the tiny model and the video tests' detector."""
+    return ["--model", tiny_model, "--detector", VIDEO_DETECTOR, "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def video_recognizer(tiny_model):
+    from emolens import Recognizer
+
+    return Recognizer(model=tiny_model, detector=VIDEO_DETECTOR)
+
+
 @pytest.fixture(scope="module")
 def engine():
     """The serve tests' analysis engine (the shipped model, landmarks, BlazeFace), one per test module."""

@@ -29,6 +29,7 @@ import emolens
 from emolens.cli import app
 from emolens.testing import clips
 from emolens.video import FrameIterable, VideoError, VideoOutputs, check_outputs, run_video
+from conftest import VIDEO_DETECTOR  # noqa: E402
 
 av = pytest.importorskip("av", reason="the annotated video is written with PyAV")
 
@@ -37,7 +38,7 @@ SIZE = (320, 240)
 FPS = 15
 SECONDS = 2.0
 TONE = 440.0
-DETECTOR = "dlib"
+DETECTOR = VIDEO_DETECTOR
 runner = CliRunner()
 
 
@@ -110,18 +111,6 @@ def cli(*args):
 
 
 @pytest.fixture(scope="module")
-def args(tiny_model):
-    return ["--model", tiny_model, "--detector", DETECTOR, "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def recognizer(tiny_model):
-    from emolens import Recognizer
-
-    return Recognizer(model=tiny_model, detector=DETECTOR)
-
-
-@pytest.fixture(scope="module")
 def with_aac(tmp_path_factory) -> tuple[Path, int]:
     path = tmp_path_factory.mktemp("src") / "aac.mp4"
     return path, write_source(path, video="mpeg4", audio="aac")
@@ -142,11 +131,11 @@ def faststart(path) -> bool:
     ("mp3.mkv", "libmp3lame", "mp3"),           # MP3 fits mp4: copied
     ("silent.mp4", None, None),                 # no audio in, none out
 ])
-def test_annotated_mp4_is_h264_with_the_source_audio(tmp_path, args, source, audio, expected_audio):
+def test_annotated_mp4_is_h264_with_the_source_audio(tmp_path, tiny_video_args, source, audio, expected_audio):
     src = tmp_path / source
     n = write_source(src, video="mpeg4" if source.endswith(".mp4") else "libx264", audio=audio)
     out = tmp_path / "out" / "annotated.mp4"
-    result = cli(src, "--out", out, "--summary-json", tmp_path / "s.json", *args)
+    result = cli(src, "--out", out, "--summary-json", tmp_path / "s.json", *tiny_video_args)
     assert result.exit_code == 0, result.output
     info = probe(out)
     assert (info["video"], info["pix_fmt"]) == ("h264", "yuv420p")
@@ -167,10 +156,10 @@ def current_umask() -> int:
     return mask
 
 
-def test_every_nth_frame_keeps_real_time_and_the_whole_audio(tmp_path, with_aac, args):
+def test_every_nth_frame_keeps_real_time_and_the_whole_audio(tmp_path, with_aac, tiny_video_args):
     src, n = with_aac
     out = tmp_path / "a.mp4"
-    result = cli(src, "--every", 3, "--out", out, *args)
+    result = cli(src, "--every", 3, "--out", out, *tiny_video_args)
     assert result.exit_code == 0, result.output
     info = probe(out)
     assert len(info["times"]) == math.ceil(n / 3)
@@ -178,33 +167,33 @@ def test_every_nth_frame_keeps_real_time_and_the_whole_audio(tmp_path, with_aac,
     assert info["audio_seconds"] == pytest.approx(SECONDS, abs=0.1)
 
 
-def test_interrupted_run_keeps_audio_up_to_the_last_frame(tmp_path, with_aac, recognizer):
+def test_interrupted_run_keeps_audio_up_to_the_last_frame(tmp_path, with_aac, video_recognizer):
     src, n = with_aac
 
     def stop_at_frame_9(result, run):
         if result.index == 9:
             raise KeyboardInterrupt
 
-    summary = run_video(recognizer, src, VideoOutputs(video=tmp_path / "a.mp4"), on_frame=stop_at_frame_9)
+    summary = run_video(video_recognizer, src, VideoOutputs(video=tmp_path / "a.mp4"), on_frame=stop_at_frame_9)
     assert summary.interrupted and summary.processed == 10
     info = probe(tmp_path / "a.mp4")
     assert len(info["times"]) == 10 and info["video"] == "h264"
     assert info["audio_seconds"] == pytest.approx(10 / FPS, abs=0.05)
 
 
-def test_audio_that_starts_late_stays_in_step(tmp_path, args):
+def test_audio_that_starts_late_stays_in_step(tmp_path, tiny_video_args):
     src = tmp_path / "late.mkv"
     write_source(src, audio="aac", audio_start=0.5)
-    result = cli(src, "--out", tmp_path / "a.mp4", *args)
+    result = cli(src, "--out", tmp_path / "a.mp4", *tiny_video_args)
     assert result.exit_code == 0, result.output
     info = probe(tmp_path / "a.mp4")
     assert info["audio_start"] == pytest.approx(0.5, abs=0.03)
     assert info["audio_seconds"] == pytest.approx(SECONDS - 0.5, abs=0.1)
 
 
-def test_webm_is_vp9_and_opus(tmp_path, with_aac, args):
+def test_webm_is_vp9_and_opus(tmp_path, with_aac, tiny_video_args):
     src, n = with_aac
-    result = cli(src, "--out", tmp_path / "a.webm", *args)
+    result = cli(src, "--out", tmp_path / "a.webm", *tiny_video_args)
     assert result.exit_code == 0, result.output
     info = probe(tmp_path / "a.webm")
     assert (info["video"], info["audio"]) == ("vp9", "opus")
@@ -212,18 +201,18 @@ def test_webm_is_vp9_and_opus(tmp_path, with_aac, args):
 
 
 @pytest.mark.parametrize("suffix, video", [(".mkv", "h264"), (".mov", "h264"), (".avi", "h264"), (".m4v", "h264")])
-def test_other_containers(tmp_path, with_aac, args, suffix, video):
+def test_other_containers(tmp_path, with_aac, tiny_video_args, suffix, video):
     src, n = with_aac
     out = tmp_path / f"a{suffix}"
-    result = cli(src, "--out", out, *args)
+    result = cli(src, "--out", out, *tiny_video_args)
     assert result.exit_code == 0, result.output
     info = probe(out)
     assert info["video"] == video and len(info["times"]) == n and info["audio"] is not None
 
 
-def test_odd_frame_size_and_frames_without_a_file(tmp_path, recognizer):
+def test_odd_frame_size_and_frames_without_a_file(tmp_path, video_recognizer):
     frames = [np.full((241, 321, 3), 40 + 10 * i, np.uint8) for i in range(5)]
-    summary = run_video(recognizer, FrameIterable(frames, fps=10), VideoOutputs(video=tmp_path / "a.mp4"))
+    summary = run_video(video_recognizer, FrameIterable(frames, fps=10), VideoOutputs(video=tmp_path / "a.mp4"))
     assert summary.error is None and summary.processed == 5
     info = probe(tmp_path / "a.mp4")
     assert info["size"] == (322, 242) and len(info["times"]) == 5 and info["audio"] is None
@@ -246,7 +235,7 @@ def test_names_that_are_not_utf8_keep_their_audio(tmp_path, with_aac, tiny_model
     assert sorted(os.listdir(folder)) == sorted([b"vid\xe9o.mp4", b"annot\xe9.mp4"])
 
 
-def test_write_failure_is_one_line_and_leaves_no_partial_file(tmp_path, with_aac, args, monkeypatch):
+def test_write_failure_is_one_line_and_leaves_no_partial_file(tmp_path, with_aac, tiny_video_args, monkeypatch):
     from emolens.video.encoding import VideoEncoder
 
     add = VideoEncoder.add
@@ -257,7 +246,7 @@ def test_write_failure_is_one_line_and_leaves_no_partial_file(tmp_path, with_aac
         add(self, picture, timestamp, repeats)
 
     monkeypatch.setattr(VideoEncoder, "add", disk_full)
-    result = cli(with_aac[0], "--out", tmp_path / "a.mp4", "--csv", tmp_path / "f.csv", *args)
+    result = cli(with_aac[0], "--out", tmp_path / "a.mp4", "--csv", tmp_path / "f.csv", *tiny_video_args)
     assert result.exit_code == 1, result.output
     assert "a.mp4: writing the annotated video failed (No space left on device)" in result.stderr
     assert "Traceback" not in result.output
@@ -274,7 +263,7 @@ def test_missing_pyav_is_a_clear_error(tmp_path, monkeypatch):
         check_outputs(VideoOutputs(video=tmp_path / "a.mp4"))
 
 
-def test_panels_stay_on_their_side_between_frames(recognizer):
+def test_panels_stay_on_their_side_between_frames(video_recognizer):
     """The writer remembers each track's panel side, so a panel does not hop while it still fits."""
     from emolens.video import annotate_frame
     from emolens.video.tracking import FrameResult, TrackedFace
@@ -335,14 +324,14 @@ PLAYER = """<!doctype html><meta charset="utf-8"><title>player</title>
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm"])
-def test_annotated_video_plays_in_chromium(chromium, local_site, with_aac, args, suffix):
+def test_annotated_video_plays_in_chromium(chromium, local_site, with_aac, tiny_video_args, suffix):
     from selenium.webdriver.support.ui import WebDriverWait
     from test_serve_browser import make_driver
 
     folder, base = local_site
     src, n = with_aac
     name = f"annotated{suffix}"
-    result = cli(src, "--out", folder / name, *args)
+    result = cli(src, "--out", folder / name, *tiny_video_args)
     assert result.exit_code == 0, result.output
     (folder / f"play{suffix}.html").write_text(PLAYER.format(name=name))
     driver = make_driver("--autoplay-policy=no-user-gesture-required")

@@ -23,6 +23,8 @@ from emolens.video import (CSV_COLUMNS, EmaSmoother, FaceTracker, Frame, FrameIt
                            Timeline, VideoError, VideoFile, VideoOutputs, box_iou, ema_alpha, greedy_match,
                            open_source, run_video)
 
+from conftest import VIDEO_DETECTOR  # noqa: E402
+
 SIZE = (320, 240)
 FPS = 15
 runner = CliRunner()
@@ -58,38 +60,24 @@ def empty_scene(tmp_path_factory):
     return clips.write_clip(path, [], SIZE, FPS, 1.0)
 
 
-# The video logic is tested with one fixed detector (dlib finds every face of these clips), so
-# the tests do not depend on which backend is the default.
-DETECTOR = "dlib"
-
-
-@pytest.fixture(scope="module")
-def tiny_args(tiny_model):
-    return ["--model", tiny_model, "--detector", DETECTOR, "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def recognizer(tiny_model):
-    from emolens import Recognizer
-
-    return Recognizer(model=tiny_model, detector=DETECTOR)
+DETECTOR = VIDEO_DETECTOR
 
 
 # ---------------------------------------------------------------------------------------
 # the Recognizer steps video uses
 
 
-def test_detect_then_locate_boxes_equals_locate(recognizer, photo):
+def test_detect_then_locate_boxes_equals_locate(video_recognizer, photo):
     image = cv2.imread(str(photo))
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    whole = recognizer.locate(image)
-    detections = recognizer.detect(grey)
-    steps = recognizer.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections],
+    whole = video_recognizer.locate(image)
+    detections = video_recognizer.detect(grey)
+    steps = video_recognizer.locate_boxes(grey, [d.box for d in detections], [d.score for d in detections],
                                     [d.full_box for d in detections])
     assert [f.box for f in steps] == [f.box for f in whole] and len(steps) == 1
     assert np.array_equal(steps[0].crop, whole[0].crop) and np.allclose(steps[0].landmarks, whole[0].landmarks)
-    assert recognizer.analyze(image)[0].scores == pytest.approx(recognizer.classify(steps)[0].scores)
-    assert recognizer.locate_boxes(grey, []) == []
+    assert video_recognizer.analyze(image)[0].scores == pytest.approx(video_recognizer.classify(steps)[0].scores)
+    assert video_recognizer.locate_boxes(grey, []) == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,10 +240,10 @@ def test_paced_file_plays_in_real_time(moving_clip):
     assert n + src.dropped == moving_clip.frames
 
 
-def test_variable_frame_rate_timestamps_drive_smoothing(tmp_path, faces, recognizer):
+def test_variable_frame_rate_timestamps_drive_smoothing(tmp_path, faces, video_recognizer):
     slots = [True, True, False, False, True, False, True, True, True, False, False, False, True] * 3
     clip = clips.write_vfr_avi(tmp_path / "vfr.avi", clips.steady_face(faces[1], SIZE, 3.0), slots, SIZE, fps=FPS)
-    results = list(recognizer.stream(clip.path, half_life=0.3))
+    results = list(video_recognizer.stream(clip.path, half_life=0.3))
     assert [r.timestamp for r in results] == pytest.approx(clip.timestamps, abs=2e-3)
     # Re-run the EMA by hand on the raw scores with the real time steps.
     ema = EmaSmoother(0.3)
@@ -269,8 +257,8 @@ def test_variable_frame_rate_timestamps_drive_smoothing(tmp_path, faces, recogni
 # tracking
 
 
-def test_steady_face_keeps_its_id_and_a_new_face_gets_a_new_one(enter_clip, recognizer):
-    results = list(recognizer.stream(enter_clip.path, detect_every=3, max_missed=6))
+def test_steady_face_keeps_its_id_and_a_new_face_gets_a_new_one(enter_clip, video_recognizer):
+    results = list(video_recognizer.stream(enter_clip.path, detect_every=3, max_missed=6))
     assert len(results) == enter_clip.frames
     ids_a = {f.track_id for r in results for f in r.faces if f.box[0] + f.box[2] / 2 < SIZE[0] / 2}
     ids_b = {f.track_id for r in results for f in r.faces if f.box[0] + f.box[2] / 2 > SIZE[0] / 2}
@@ -292,8 +280,8 @@ def test_steady_face_keeps_its_id_and_a_new_face_gets_a_new_one(enter_clip, reco
             assert f.raw_emotion == max(f.raw_scores, key=f.raw_scores.get)
 
 
-def test_moving_face_is_followed_between_detections(moving_clip, recognizer):
-    results = list(recognizer.stream(moving_clip.path, detect_every=5))
+def test_moving_face_is_followed_between_detections(moving_clip, video_recognizer):
+    results = list(video_recognizer.stream(moving_clip.path, detect_every=5))
     assert all(len(r.faces) == 1 for r in results)
     assert len({r.faces[0].track_id for r in results}) == 1
     # The followed box moves with the face: compare it to where the clip put the face.
@@ -318,13 +306,13 @@ def test_default_detector_keeps_one_id_for_a_moving_face_in_hd(tmp_path, tiny_mo
     assert {f.track_id for r in results for f in r.faces} == {1}
 
 
-def test_lost_face_ends_its_track_after_max_missed(recognizer, faces):
+def test_lost_face_ends_its_track_after_max_missed(video_recognizer, faces):
     actors = clips.steady_face(faces[2], SIZE, 1.0)
     frame_with = clips.render(clips.background(SIZE), actors, 0.5)
     frame_without = clips.background(SIZE)
     # A half-frame face vanishing at once reads as a shot cut (which ends tracks at once): this test
     # is about the missed-frame count alone, so cut detection is off.
-    tracker = FaceTracker(recognizer, detect_every=1, max_missed=3, shots="off")
+    tracker = FaceTracker(video_recognizer, detect_every=1, max_missed=3, shots="off")
     r = tracker.process(Frame(0, 0.0, frame_with))
     assert len(r.faces) == 1 and len(tracker.tracks) == 1
     for i in range(1, 4):
@@ -336,10 +324,10 @@ def test_lost_face_ends_its_track_after_max_missed(recognizer, faces):
     assert tracker.process(Frame(5, 5 / FPS, frame_with)).faces[0].track_id == 2
 
 
-def test_face_missed_by_the_detector_is_still_followed(recognizer, faces, monkeypatch):
+def test_face_missed_by_the_detector_is_still_followed(video_recognizer, faces, monkeypatch):
     from emolens.faces.detect import FaceDetector
 
-    real = recognizer.detector
+    real = video_recognizer.detector
     calls = []
 
     class Flaky(FaceDetector):
@@ -347,10 +335,10 @@ def test_face_missed_by_the_detector_is_still_followed(recognizer, faces, monkey
             calls.append(1)
             return [] if len(calls) in (2, 3) else real(grey)
 
-    monkeypatch.setattr(recognizer, "detector", Flaky())
+    monkeypatch.setattr(video_recognizer, "detector", Flaky())
     base = clips.background(SIZE)
     actors = clips.moving_face(faces[0], SIZE, 1.0)
-    tracker = FaceTracker(recognizer, detect_every=1)
+    tracker = FaceTracker(video_recognizer, detect_every=1)
     results = [tracker.process(Frame(i, i / FPS, clips.render(base, actors, i / FPS))) for i in range(6)]
     assert [len(r.faces) for r in results] == [1] * 6
     assert {r.faces[0].track_id for r in results} == {1}
@@ -371,11 +359,11 @@ def test_face_without_landmarks_is_not_kept_once_gone(tiny_model, faces):
     assert all(r.faces == [] for r in gone[1:]) and tracker.tracks == []
 
 
-def test_stream_accepts_arrays(recognizer, faces):
+def test_stream_accepts_arrays(video_recognizer, faces):
     actors = clips.steady_face(faces[3], SIZE, 1.0)
     base = clips.background(SIZE)
     frames = [clips.render(base, actors, i / 10) for i in range(4)]
-    results = list(recognizer.stream(frames, detect_every=2))
+    results = list(video_recognizer.stream(frames, detect_every=2))
     assert [r.index for r in results] == [0, 1, 2, 3] and all(len(r.faces) == 1 for r in results)
 
 
@@ -388,11 +376,11 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_cli_writes_every_output(tmp_path, moving_clip, tiny_args):
+def test_cli_writes_every_output(tmp_path, moving_clip, tiny_video_args):
     out = tmp_path / "out"
     result = cli(moving_clip.path, "--csv", out / "faces.csv", "--jsonl", out / "faces.jsonl",
                  "--out", out / "annotated.mp4", "--summary", "--summary-json", out / "summary.json",
-                 "--plot", out / "timeline.png", *tiny_args)
+                 "--plot", out / "timeline.png", *tiny_video_args)
     assert result.exit_code == 0, result.output
     n = moving_clip.frames
     rows = read_csv(out / "faces.csv")
@@ -427,12 +415,12 @@ def test_cli_writes_every_output(tmp_path, moving_clip, tiny_args):
     assert "#1" in result.output and "dominant" in result.output
 
 
-def test_cli_every_nth_frame_and_three_faces(tmp_path, faces, tiny_args):
+def test_cli_every_nth_frame_and_three_faces(tmp_path, faces, tiny_video_args):
     clip = clips.write_clip(tmp_path / "three.mkv", clips.three_faces(faces[:3], (480, 240), 1.0), (480, 240),
                             FPS, 1.0)
     out = tmp_path / "out"
     result = cli(clip.path, "--every", 2, "--csv", out / "f.csv", "--out", out / "a.avi",
-                 "--summary-json", out / "s.json", *tiny_args)
+                 "--summary-json", out / "s.json", *tiny_video_args)
     assert result.exit_code == 0, result.output
     processed = math.ceil(clip.frames / 2)
     rows = read_csv(out / "f.csv")
@@ -445,12 +433,12 @@ def test_cli_every_nth_frame_and_three_faces(tmp_path, faces, tiny_args):
     assert len(json.loads((out / "s.json").read_text())["tracks"]) == 3
 
 
-def test_no_faces_gives_empty_results_and_a_clean_summary(tmp_path, empty_scene, recognizer, tiny_args):
-    results = list(recognizer.stream(empty_scene.path))
+def test_no_faces_gives_empty_results_and_a_clean_summary(tmp_path, empty_scene, video_recognizer, tiny_video_args):
+    results = list(video_recognizer.stream(empty_scene.path))
     assert len(results) == empty_scene.frames and all(r.faces == [] for r in results)
     out = tmp_path / "out"
     result = cli(empty_scene.path, "--csv", out / "f.csv", "--summary", "--summary-json", out / "s.json",
-                 "--plot", out / "t.png", *tiny_args)
+                 "--plot", out / "t.png", *tiny_video_args)
     assert result.exit_code == 0, result.output
     assert "no face found" in result.output
     assert (out / "f.csv").read_text().strip() == ",".join(CSV_COLUMNS)
@@ -459,9 +447,9 @@ def test_no_faces_gives_empty_results_and_a_clean_summary(tmp_path, empty_scene,
     assert (out / "t.png").stat().st_size > 0
 
 
-def test_realtime_file_drops_frames_and_keeps_video_time(tmp_path, moving_clip, recognizer):
+def test_realtime_file_drops_frames_and_keeps_video_time(tmp_path, moving_clip, video_recognizer):
     out = tmp_path / "live.mp4"
-    summary = run_video(recognizer, moving_clip.path, VideoOutputs(video=out), realtime=True,
+    summary = run_video(video_recognizer, moving_clip.path, VideoOutputs(video=out), realtime=True,
                         on_frame=lambda result, run: time.sleep(0.15))
     assert summary.dropped > 0 and summary.processed + summary.dropped == moving_clip.frames
     cap = cv2.VideoCapture(str(out))
@@ -486,7 +474,7 @@ def check_outputs_valid(out, frames: int):
     assert summary["tracks"][0]["frames"] == frames
 
 
-def test_ctrl_c_from_a_callback_keeps_valid_outputs(tmp_path, moving_clip, recognizer):
+def test_ctrl_c_from_a_callback_keeps_valid_outputs(tmp_path, moving_clip, video_recognizer):
     out = tmp_path / "out"
 
     def stop_at_frame_5(result, run):
@@ -495,13 +483,13 @@ def test_ctrl_c_from_a_callback_keeps_valid_outputs(tmp_path, moving_clip, recog
 
     outputs = VideoOutputs(csv=out / "f.csv", jsonl=out / "f.jsonl", video=out / "a.mp4",
                            summary_json=out / "s.json", plot=out / "t.png")
-    summary = run_video(recognizer, moving_clip.path, outputs, on_frame=stop_at_frame_5)
+    summary = run_video(video_recognizer, moving_clip.path, outputs, on_frame=stop_at_frame_5)
     assert summary.interrupted
     check_outputs_valid(out, 6)
     assert (out / "t.png").is_file()
 
 
-def test_ctrl_c_from_the_source_mid_stream_via_cli(tmp_path, moving_clip, tiny_args, monkeypatch):
+def test_ctrl_c_from_the_source_mid_stream_via_cli(tmp_path, moving_clip, tiny_video_args, monkeypatch):
     frames_before_interrupt = 7
     original = VideoFile._frames
 
@@ -514,7 +502,7 @@ def test_ctrl_c_from_the_source_mid_stream_via_cli(tmp_path, moving_clip, tiny_a
     monkeypatch.setattr(VideoFile, "_frames", interrupted)
     out = tmp_path / "out"
     result = cli(moving_clip.path, "--csv", out / "f.csv", "--jsonl", out / "f.jsonl", "--out", out / "a.mp4",
-                 "--summary-json", out / "s.json", *tiny_args)
+                 "--summary-json", out / "s.json", *tiny_video_args)
     assert result.exit_code == 130, result.output
     assert "interrupted after 7 frames" in result.output and "Traceback" not in result.output
     check_outputs_valid(out, frames_before_interrupt)
@@ -545,51 +533,51 @@ def bad_inputs(tmp_path_factory, moving_clip, photos_dev):
     ("zero.avi", "no video frames"),
     ("folder.mp4", "is a folder"),
 ])
-def test_bad_video_files_fail_clearly(bad_inputs, tiny_args, name, expected):
+def test_bad_video_files_fail_clearly(bad_inputs, tiny_video_args, name, expected):
     path = bad_inputs / name
-    result = cli(path, "--csv", bad_inputs / "never.csv", *tiny_args)
+    result = cli(path, "--csv", bad_inputs / "never.csv", *tiny_video_args)
     assert result.exit_code == 2, result.output
     assert expected in result.output and str(path) in result.output.replace("\n", "")
     assert "Traceback" not in result.output
     assert not (bad_inputs / "never.csv").exists(), "no output is created for an input that cannot be read"
 
 
-def test_picture_is_pointed_to_predict(photo, tiny_args):
-    result = cli(photo, *tiny_args)
+def test_picture_is_pointed_to_predict(photo, tiny_video_args):
+    result = cli(photo, *tiny_video_args)
     assert result.exit_code == 2 and "emolens predict" in result.output
 
 
-def test_camera_that_cannot_open(tiny_args):
+def test_camera_that_cannot_open(tiny_video_args):
     with pytest.raises(VideoError, match="camera 9: cannot be opened"):
         open_source(9)
-    result = cli("9", *tiny_args)
+    result = cli("9", *tiny_video_args)
     assert result.exit_code == 2 and "camera 9" in result.output and "Traceback" not in result.output
 
 
-def test_show_without_a_gui_says_what_to_do(moving_clip, tiny_args, monkeypatch):
+def test_show_without_a_gui_says_what_to_do(moving_clip, tiny_video_args, monkeypatch):
     from emolens import video
 
     monkeypatch.setattr(video, "gui_problem", lambda: "--show needs OpenCV with a GUI: install opencv-python")
-    result = cli(moving_clip.path, "--show", *tiny_args)
+    result = cli(moving_clip.path, "--show", *tiny_video_args)
     assert result.exit_code == 2 and "--show needs" in result.output
     if "NONE" in cv2.getBuildInformation().split("GUI:", 1)[1].splitlines()[0]:
         monkeypatch.undo()
         assert "opencv-python" in video.gui_problem()
 
 
-def test_truncated_avi_keeps_what_it_has_and_warns(tmp_path, faces, tiny_args):
+def test_truncated_avi_keeps_what_it_has_and_warns(tmp_path, faces, tiny_video_args):
     clip = clips.write_clip(tmp_path / "long.avi", clips.steady_face(faces[0], SIZE, 2.0), SIZE, FPS, 2.0)
     data = clip.path.read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(data[: len(data) // 3])
-    result = cli(cut, "--csv", tmp_path / "f.csv", *tiny_args)
+    result = cli(cut, "--csv", tmp_path / "f.csv", *tiny_video_args)
     assert result.exit_code == 0, result.output
     rows = read_csv(tmp_path / "f.csv")
     assert 0 < len(rows) < clip.frames
     assert "warning" in result.output and "cut short or damaged" in result.output
 
 
-def test_source_error_mid_stream_is_reported(tmp_path, recognizer, faces):
+def test_source_error_mid_stream_is_reported(tmp_path, video_recognizer, faces):
     base = clips.background(SIZE)
 
     def frames():
@@ -597,10 +585,10 @@ def test_source_error_mid_stream_is_reported(tmp_path, recognizer, faces):
             yield Frame(i, i / FPS, base)
         raise VideoError("camera 0: stopped giving pictures; check its cable")
 
-    summary = run_video(recognizer, FrameIterable(frames()), VideoOutputs(csv=tmp_path / "f.csv"))
+    summary = run_video(video_recognizer, FrameIterable(frames()), VideoOutputs(csv=tmp_path / "f.csv"))
     assert summary.processed == 3 and "stopped giving pictures" in summary.error
 
 
-def test_unusable_outputs_fail_before_reading(moving_clip, tmp_path, tiny_args):
-    result = cli(moving_clip.path, "--out", tmp_path / "a.gif", *tiny_args)
+def test_unusable_outputs_fail_before_reading(moving_clip, tmp_path, tiny_video_args):
+    result = cli(moving_clip.path, "--out", tmp_path / "a.gif", *tiny_video_args)
     assert result.exit_code == 2 and ".mp4" in result.output
