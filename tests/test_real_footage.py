@@ -17,8 +17,6 @@ from emolens.cli import app
 from emolens.testing.footage import footage_path, missing_reason
 
 ROOT = Path(__file__).resolve().parents[1]
-CARPHONE = footage_path("carphone")
-needs_carphone = pytest.mark.skipif(CARPHONE is None, reason=missing_reason("carphone"))
 
 
 def needs(name: str):
@@ -45,10 +43,10 @@ def _jitter_module():
     return module
 
 
-@needs_carphone
+@needs("carphone")
 def test_video_on_a_filmed_clip_follows_one_man_through_one_shot(tmp_path):
     out, table, lines = tmp_path / "annotated.mp4", tmp_path / "faces.csv", tmp_path / "faces.jsonl"
-    result = CliRunner().invoke(app, ["video", str(CARPHONE), "--out", str(out), "--csv", str(table),
+    result = CliRunner().invoke(app, ["video", str(footage_path("carphone")), "--out", str(out), "--csv", str(table),
                                       "--jsonl", str(lines), "--all-poses"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(table.open()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,8 +91,6 @@ def run_batch(paths: Iterable[str], out: str | Path, options: AnalysisOptions | 
     Raises ``InputError``, ``OutputError``, ``EngineError`` or ``ValueError`` (options) before
     any analysis; bad inputs are error rows, never exceptions.
     """
-    import time
-
     from emolens.batch.engine import open_client
     from emolens.batch.progress import BatchProgress
     from emolens.batch.tasks import error_record
@@ -241,8 +240,6 @@ def _let_running_tasks_end(client, token: str, seconds: float = STOP_WAIT_SECOND
     """After a stop, wait (at most ``seconds``) until the run's cancelled tasks have left the
     workers, so none writes into ``.emolens/tmp`` after the client has emptied it. A task
     still running after that is left; its file is removed by the next run."""
-    import time
-
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
