@@ -74,13 +74,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="run folders (runs/NAME)")
     ap.add_argument("--weights", default=None,
-                    help="float16 or int8: weight storage for every run's ONNX file (default: each recipe's [export] weights)")
+                    help="float16, int8 or float32: weight storage for every run's ONNX file (default: each recipe's [export] weights)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     pin_threads(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
+    from emolens.training.checkpoint import CheckpointError
     from emolens.training.export import ExportError, parity_tolerance
 
     if args.weights is not None:
@@ -88,14 +89,19 @@ def main() -> None:
             parity_tolerance(args.weights)  # an unknown storage stops before any run is exported
         except ExportError as e:
             raise SystemExit(f"--weights: {e}") from None
-    rows = []
+    rows, failed = [], []
     for run in args.runs:
         recipe = run_recipe(run)
         reason = unfinished(run, recipe)
         if reason:
             print(f"skipped {run}: {reason}", file=sys.stderr)
             continue
-        card = card_for(run, recipe, args.weights)
+        try:
+            card = card_for(run, recipe, args.weights)
+        except (ExportError, CheckpointError) as e:  # one run that does not export faithfully: report it, measure the others
+            failed.append(run)
+            print(f"skipped {run}: {e}", file=sys.stderr)
+            continue
         v, t = card.get("validation", {}), card.get("training", {})
         rows.append([
             f"`{card['recipe'].get('source') or run.name}`", card["architecture"], t.get("epochs"),
@@ -106,10 +112,14 @@ def main() -> None:
             card.get("latency_ms_batch1"),
             t.get("precision") or "not logged", t.get("wall_time_minutes"),
         ])
-    if not rows:
+    if not rows and not failed:
         raise SystemExit("no finished run folders among: " + " ".join(map(str, args.runs)))
-    print(markdown_table(["recipe", "net", "epochs", "PublicTest % single", "% TTA", "macro-F1", "intensity RMSE",
-                          "FER+ majority %", "params", "ONNX", "weights", "batch-1 ms", "precision", "train min"], rows))
+    if rows:
+        print(markdown_table(["recipe", "net", "epochs", "PublicTest % single", "% TTA", "macro-F1", "intensity RMSE",
+                              "FER+ majority %", "params", "ONNX", "weights", "batch-1 ms", "precision", "train min"],
+                             rows))
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) did not export: {' '.join(map(str, failed))} (reasons above)")
 
 
 if __name__ == "__main__":

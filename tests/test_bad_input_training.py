@@ -338,7 +338,24 @@ def test_parity_check_fails_on_nan(tmp_path, tiny_model):
 
     faces = np.zeros((2, 48, 48), np.uint8)
     with pytest.raises(ExportError, match="not finite"):  # NaN > tol is False: it used to pass
-        check_parity(NanNet(), EmotionModel(tiny_model), faces, 1e-3)
+        check_parity(NanNet(), EmotionModel(tiny_model), faces)
+
+
+@pytest.mark.parametrize("storage, fix", [("int8", "--weights float16"), ("float16", "--weights float32"),
+                                           ("float32", "report it")])
+def test_parity_failure_names_a_storage_that_rounds_less(tmp_path, tiny_model, storage, fix):
+    from emolens.runtime import EmotionModel
+    from emolens.training.export import ExportError, check_parity
+
+    class Off(torch.nn.Module):  # torch outputs far from any exported file's
+        def forward(self, x):
+            logits = torch.zeros(len(x), 7)
+            logits[:, 0] = 50.0
+            return logits, torch.full((len(x), 7), 10.0)
+
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    with pytest.raises(ExportError, match=f"for {storage} weights.*not faithful: .*{fix}"):
+        check_parity(Off(), EmotionModel(tiny_model), faces, storage)
 
 
 def nan_model(path: Path) -> Path:

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
@@ -87,3 +89,28 @@ def test_recipe_export_storage_is_the_default_and_a_stale_storage_is_re_exported
     card_for(run, recipe)
     card_for(run, recipe, "float16")
     assert seen == [("r.onnx", "int8"), ("r-float16.onnx", "float16")]
+
+
+def test_a_run_that_does_not_export_is_reported_and_the_others_measured(tmp_path, monkeypatch, capsys):
+    import leaderboard
+
+    import emolens.training.export as export
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good, bad = make_run(tmp_path / "a", 1, 1), make_run(tmp_path / "b", 1, 1)
+
+    def fake_export(best, onnx, weights=None):
+        if Path(best).parent == bad:
+            raise export.ExportError("ONNX and torch outputs differ by 2.00e-03 (> 1e-03 for float16 weights); "
+                                     "the export is not faithful: export with --weights float32")
+        return {"recipe": {}, "architecture": "tiny", "parameters": 1, "file_size_bytes": 1,
+                "validation": {"accuracy": 0.5, "macro_f1": 0.4}, "training": {"epochs": 1}}
+
+    monkeypatch.setattr(export, "export_model", fake_export)
+    monkeypatch.setattr(sys, "argv", ["leaderboard.py", str(bad), str(good)])
+    with pytest.raises(SystemExit, match=r"1 run\(s\) did not export: .*b/run"):
+        leaderboard.main()
+    out, err = capsys.readouterr()
+    assert "| 50.00 |" in out and out.count("| tiny |") == 1  # the good run's row
+    assert f"skipped {bad}: ONNX and torch outputs differ" in err and "--weights float32" in err

@@ -62,7 +62,7 @@ def test_dataclass_like_api_is_kept():
     ("[train]\nbatch_size = 0\n", "[train] batch_size = 0"),
     ("[train]\nmixup = -1\n", "[train] mixup = -1: input should be greater than or equal to 0"),
     ("[train]\nbf16 = \"maybe\"\n", "[train] bf16 = 'maybe': input should be 'auto', 'on' or 'off'"),
-    ("[export]\nweights = \"int4\"\n", "[export] weights = 'int4': input should be 'float16' or 'int8'"),
+    ("[export]\nweights = \"int4\"\n", "[export] weights = 'int4': input should be 'float16', 'int8' or 'float32'"),
     ("[train]\nlr = nan\n", "[train] lr = nan: input should be a finite number"),
     ("[train]\nlr = inf\n", "[train] lr = inf"),
     ("[train]\nlr = 0\n", "[train] lr = 0: input should be greater than 0"),

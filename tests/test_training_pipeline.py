@@ -150,7 +150,7 @@ def test_export_with_int8_weights_is_a_quarter_of_float32_and_agrees(smoke_run, 
     from emolens.runtime import EmotionModel
 
     paths = {}
-    for storage in ("float16", "int8"):
+    for storage in ("float32", "float16", "int8"):
         paths[storage] = tmp_path / f"{storage}.onnx"
         result = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(paths[storage]),
                                      "--limit", "64", "--weights", storage, "--no-calibrate"])
@@ -159,7 +159,10 @@ def test_export_with_int8_weights_is_a_quarter_of_float32_and_agrees(smoke_run, 
         assert card["weight_storage"] == storage
         md = paths[storage].with_suffix(".md").read_text()
         assert f"weights stored as {storage}" in md
-        assert ("--weights int8" in md) == (storage == "int8")
+        assert (f"--weights {storage}" in md) == (storage != "float16")
+    # float32 keeps the weights as trained: only operator rounding is left
+    assert json.loads(paths["float32"].with_suffix(".json").read_text())["validation"]["onnx_torch_max_abs_diff"] < 1e-4
+    assert paths["float16"].stat().st_size < 0.6 * paths["float32"].stat().st_size
     card = json.loads(paths["int8"].with_suffix(".json").read_text())
     assert card["validation"]["onnx_torch_max_abs_diff"] < 3e-2
     # float16 stores 2 bytes per weight, int8 1 (+ a float32 scale per output channel)

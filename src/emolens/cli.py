@@ -140,9 +140,9 @@ def export_command(
     calibrate: bool = typer.Option(True, help="Fit a softmax temperature on the validation split and store it."),
     limit: int = typer.Option(0, min=0, help="Measure the card's numbers on the first N validation rows only "
                               "(0 = all)."),
-    weights: Optional[str] = typer.Option(None, help="How the file stores the weights: float16 (half of float32) "
-                                          "or int8 (a quarter; per-channel scales); default: the recipe's [export] "
-                                          "weights, else float16. Inference computes in float32 either way "
+    weights: Optional[str] = typer.Option(None, help="How the file stores the weights: float16 (half of float32), "
+                                          "int8 (a quarter; per-channel scales) or float32 (as trained: research "
+                                          "runs); default: the recipe's [export] weights, else float16. Inference computes in float32 either way "
                                           "(emolens quantize makes it int8)."),
 ) -> None:
     """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch.

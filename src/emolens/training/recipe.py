@@ -112,7 +112,7 @@ class TrainConfig(BaseModel):
 class ExportConfig(BaseModel):
     model_config = SECTION
 
-    weights: Literal["float16", "int8"] = "float16"  # how `emolens export` stores the weights by default
+    weights: Literal["float16", "int8", "float32"] = "float16"  # how `emolens export` stores the weights by default
 
 
 SECTIONS: dict[str, type[BaseModel]] = {
