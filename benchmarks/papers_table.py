@@ -12,7 +12,8 @@ recipe asks are shown as unfinished with their best epoch so far.
 
 The accuracy is PublicTest (the split that selects ``best.pt``): from the card of an exported
 model in the run folder when there is one newer than ``best.pt`` (``RUN/<name>.json``, which
-``python benchmarks/leaderboard.py RUN`` writes: single pass and mirror TTA), else the best
+``python benchmarks/leaderboard.py RUN`` writes, or ``RUN/<name>-<storage>.json`` with ``--weights``:
+single pass and mirror TTA), else the best
 epoch of ``log.jsonl``. Reads files only: no torch, no evaluation.
 
 ``--curves DIR`` copies each run's ``curves.png`` (drawn by ``emolens train`` at every epoch)
@@ -113,11 +114,25 @@ def read_run(folder: Path) -> Run | str:
                 log.append(json.loads(line))
             except ValueError:
                 pass  # a line cut short by an interrupted write: the epoch before it still counts
-    card = None
-    card_file, best = folder / f"{name}.json", folder / "best.pt"
-    if card_file.is_file() and best.is_file() and card_file.stat().st_mtime > best.stat().st_mtime:
-        card = json.loads(card_file.read_text())
-    return Run(folder, name, planned, log, card)
+    return Run(folder, name, planned, log, exported_card(folder, name))
+
+
+def exported_card(folder: Path, name: str) -> dict | None:
+    """The newest card of an export of ``folder``'s best.pt made after it: ``<name>.json`` (the
+    recipe's weight storage) or ``<name>-<storage>.json`` (leaderboard.py --weights); else None."""
+    best = folder / "best.pt"
+    if not best.is_file():
+        return None
+    cards = [c for c in [folder / f"{name}.json", *folder.glob(f"{name}-*.json")]
+             if c.is_file() and c.stat().st_mtime > best.stat().st_mtime]
+    for card_file in sorted(cards, key=lambda c: c.stat().st_mtime, reverse=True):
+        try:
+            card = json.loads(card_file.read_text())
+        except ValueError:
+            continue
+        if isinstance(card, dict) and "validation" in card:
+            return card
+    return None
 
 
 def recipe_path(name: str, recipes: Path = RECIPES) -> Path | None:
@@ -151,8 +166,8 @@ def result(run: Run | None) -> str:
                 f"{len(run.log)} of {run.planned} done)")
     if run.card is not None:
         v = run.card.get("validation", {})
-        return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported, epoch {best['epoch']} "
-                f"of {run.planned})")
+        return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported "
+                f"{run.card.get('weight_storage', 'float16')}, epoch {best['epoch']} of {run.planned})")
     return f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned})"
 
 

@@ -202,13 +202,19 @@ def test_papers_table_on_fake_run_folders(tmp_path, capsys):
     card.write_text(json.dumps({"validation": {"accuracy": 0.5301, "accuracy_tta": 0.541}}))
     later = time.time() + 5
     os.utime(card, (later, later))
+    wide = fake_run(runs / "d", "santhapalli_baseline_cnn", 2, [0.6, 0.66])
+    (wide / "santhapalli_baseline_cnn.json").write_text(json.dumps({"validation": {"accuracy": 0.1}}))  # stale
+    os.utime(wide / "santhapalli_baseline_cnn.json", (0, 0))  # older than best.pt: not this checkpoint's
+    card = wide / "santhapalli_baseline_cnn-float32.json"  # leaderboard.py --weights float32
+    card.write_text(json.dumps({"weight_storage": "float32", "validation": {"accuracy": 0.6618, "accuracy_tta": 0.6705}}))
+    os.utime(card, (later, later))
     (runs / "junk").mkdir()
     (runs / "file.log").write_text("x")
     shipped = tmp_path / "shipped.json"
     shipped.write_text(json.dumps({"architecture": "emonet", "weight_storage": "int8",
                                    "recipe": {"source": "recipes/emonet_w40_s200_soft.toml"},
                                    "validation": {"accuracy": 0.7112, "accuracy_tta": 0.7176}}))
-    papers_table.main([str(done), str(runs / "b"), str(exported), str(runs / "junk"), str(runs / "file.log"),
+    papers_table.main([str(done), str(runs / "b"), str(exported), str(wide), str(runs / "junk"), str(runs / "file.log"),
                        str(runs / "missing"), "--shipped", str(shipped), "--curves", str(tmp_path / "docs")])
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
@@ -225,8 +231,9 @@ def test_papers_table_on_fake_run_folders(tmp_path, capsys):
     assert "`emolens train --recipe recipes/papers/liu/liu_reference.toml --out runs/papers/liu/liu_reference`" in liu
     assert "71.12% (71.76% TTA; emonet, `recipes/emonet_w40_s200_soft.toml`, int8)" in liu
     assert "unfinished: 45.00% best so far (epoch 2; 2 of 50 done)" in row("| Santhapalli et al. | resemotenet |")
-    assert "53.01% (54.10% TTA; exported, epoch 2 of 2)" in row("| Xu et al. |")
-    assert "not run yet, `recipes/papers/santhapalli_baseline_cnn.toml`" in row("| Santhapalli et al. | baseline_cnn |")
+    assert "53.01% (54.10% TTA; exported float16, epoch 2 of 2)" in row("| Xu et al. |")
+    assert "66.18% (67.05% TTA; exported float32, epoch 2 of 2), `recipes/papers/santhapalli_baseline_cnn.toml`" \
+        in row("| Santhapalli et al. | baseline_cnn |")
     assert "| reference | nothing" in captured.out and row("| reference |").count("61.23%") == 1
     assert row("| act_tanh |").count("not run yet") == 1
     assert "best finished cell reference at 61.23% PublicTest, 1 of 12 cells finished: not reproduced (23.8 points " \
