@@ -6,10 +6,12 @@ shot), some shots panning, dim, with the exposure ramping, or with photographers
 and consecutive shots sometimes on the same background (only the people change). Then:
 
 1. Cut detection alone, per PySceneDetect detector and threshold: precision, recall and F1
-   of the cuts found (a cut counts when found within one analysed frame), every frame and
-   ``--every 3``; cost per frame.
+   of the cuts found (a cut counts when found within one analysed frame), every frame,
+   ``--every 3`` and ``--every 10``, frames read as ``emolens video`` reads them (with the
+   skipped frames' thumbnails); cost per frame.
    Then the same on the filmed clips of ``emolens.testing.footage`` (one true cut, three
-   single shots), each detector with its thumbnail confirmation (``confirm``) off and on.
+   single shots), each detector with its thumbnail confirmation (``confirm``) off, on the two
+   analysed frames only ("pair"), and on the chain through the skipped frames ("chain", the default).
 2. The whole pipeline (``Recognizer.stream`` with its defaults): tracks that cross a cut
    (must be 0), persons found against people shown, person purity (each face row's person
    against the actor at that place), and the time per frame with descriptors.
@@ -71,18 +73,13 @@ def make_clips(crops, n_clips: int, out: Path, seed: int = 0):
 
 
 def decoded_frames(path: Path, every: int = 1):
-    import cv2
+    """(index, seconds, BGR frame, thumbnails of the skipped frames) of every ``every``-th frame, read as
+    ``emolens video --every`` reads them (``VideoFile``: the file's own timestamps, ``Frame.between``)."""
+    from emolens.video.sources import VideoFile
 
-    cap = cv2.VideoCapture(str(path))
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % every == 0:
-            yield i, i / FPS, frame
-        i += 1
-    cap.release()
+    with VideoFile(path, every=every, prefetch=0) as source:
+        for frame in source:
+            yield frame.index, frame.timestamp, frame.image, frame.between
 
 
 def cut_scores(found: list[int], truth: list[int], tolerance: int) -> tuple[int, int, int]:
@@ -119,16 +116,6 @@ def truth_person(shots, info, index: int, box) -> str | None:
 FILMED_CUTS = {"carphone": [], "single_face": [], "sad_to_laughing": [], "face_then_cartoon": [72]}
 
 
-def filmed_frames(path: Path, every: int = 1):
-    """(index, seconds, BGR frame) of every ``every``-th frame, with the file's own timestamps."""
-    import av
-
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i % every == 0:
-                yield i, float(frame.time or 0.0), frame.to_ndarray(format="bgr24")
-
-
 def filmed_clips(grid) -> None:
     """False and missed cuts on filmed footage, each detector with its confirmation on and off."""
     from emolens.people.shots import DEFAULT_CONFIRM, ShotDetector
@@ -141,15 +128,18 @@ def filmed_clips(grid) -> None:
     frames_total = 0
     rows = []
     for every in (1, 3, 10):
-        frames = {name: list(filmed_frames(path, every)) for name, path in clips.items()}
+        frames = {name: list(decoded_frames(path, every)) for name, path in clips.items()}
         frames_total = max(frames_total, sum(len(v) for v in frames.values()))
+        # confirmation off; on the two analysed frames only; on the chain through the skipped frames (the default)
+        confirms = [("off", None, False), ("pair", DEFAULT_CONFIRM, False)] + \
+            ([("chain", DEFAULT_CONFIRM, True)] if every > 1 else [])
         for method, threshold in grid:
-            for confirm in (None, DEFAULT_CONFIRM):
+            for label, confirm, chain in confirms:
                 found = false = missed = 0
                 for name, decoded in frames.items():
                     det = ShotDetector(method, threshold, confirm=confirm)
-                    for index, ts, image in decoded:
-                        det.update(image, index, ts)
+                    for index, ts, image, between in decoded:
+                        det.update(image, index, ts, between if chain else ())
                     hits = [c.index for c in det.changes]
                     for cut in FILMED_CUTS[name]:
                         near = [h for h in hits if cut - every <= h <= cut + 1 + every]
@@ -157,10 +147,41 @@ def filmed_clips(grid) -> None:
                         missed += not near
                         hits = [h for h in hits if h not in near[:1]]
                     false += len(hits)
-                rows.append([every, method, threshold, "off" if confirm is None else confirm, found, false, missed])
+                rows.append([every, method, threshold, label if confirm is None else f"{label} {confirm}", found,
+                             false, missed])
     print(f"\nfilmed clips ({', '.join(clips)}; {frames_total} frames, "
           f"{sum(len(FILMED_CUTS[n]) for n in clips)} cut)")
     print(markdown_table(["every", "detector", "threshold", "confirm", "cuts found", "false cuts", "missed"], rows))
+
+
+def skipped_thumbnail_cost(paths: list[Path], every: int = 10, rec=None) -> None:
+    """What the skipped frames' thumbnails cost at ``--every``: decoding alone (``VideoFile``), and
+    with ``rec`` the whole pipeline (``Recognizer.stream``), per analysed frame, with and without them."""
+    import emolens.video.sources as sources
+
+    rows = []
+    stride = sources.BETWEEN_STRIDE
+    try:
+        for label, value in (("pair only (no thumbnails)", 10**9), (f"chain (every {stride}nd skipped frame)", stride)):
+            sources.BETWEEN_STRIDE = value
+            t0, n = time.perf_counter(), 0
+            for path in paths:
+                with sources.VideoFile(path, every=every, prefetch=0) as source:
+                    n += sum(1 for _ in source)
+            decode = (time.perf_counter() - t0) / n * 1000
+            row = [label, n, f"{decode:.2f}"]
+            if rec is not None:
+                t0, m, cuts = time.perf_counter(), 0, 0
+                for path in paths:
+                    for result in rec.stream(str(path), every=every):
+                        m, cuts = m + 1, cuts + result.cut
+                row += [f"{(time.perf_counter() - t0) / m * 1000:.1f}", cuts]
+            rows.append(row)
+    finally:
+        sources.BETWEEN_STRIDE = stride
+    print(f"\n--every {every}: {', '.join(p.name for p in paths)}")
+    print(markdown_table(["cut confirmation", "analysed frames", "decode ms per analysed frame"]
+                         + (["pipeline ms per analysed frame", "cuts"] if rec is not None else []), rows))
 
 
 def main() -> None:
@@ -189,33 +210,45 @@ def main() -> None:
     grid = [("content", 12.0), ("content", 18.0), ("content", 27.0), ("content", 36.0), ("histogram", 0.1),
             ("histogram", 0.2), ("hash", 0.08), ("hash", 0.1), ("hash", 0.15), ("hash", 0.2), ("hash", 0.25), ("hash", 0.35), ("hash", 0.45)]
     rows = []
-    for every in (1, 3):
+    for every in (1, 3, 10):
         frames = {info.path: list(decoded_frames(info.path, every)) for info, _ in clips}
         for method, threshold in grid:
-            tp = fp = fn = 0
+            tp = fp = fn = fp_pair = 0
             spent = 0.0
             for info, _ in clips:
                 det = ShotDetector(method, threshold)
                 t0 = time.perf_counter()
-                for index, ts, image in frames[info.path]:
-                    det.update(image, index, ts)
+                for index, ts, image, between in frames[info.path]:
+                    det.update(image, index, ts, between)
                 spent += time.perf_counter() - t0
                 a, b, c = cut_scores([ch.index for ch in det.changes], info.cuts, every)
                 tp, fp, fn = tp + a, fp + b, fn + c
+                if every > 1:   # the confirmation on the two analysed frames only, as before the chain
+                    pair = ShotDetector(method, threshold)
+                    for index, ts, image, _ in frames[info.path]:
+                        pair.update(image, index, ts)
+                    fp_pair += cut_scores([ch.index for ch in pair.changes], info.cuts, every)[1]
             p = tp / max(tp + fp, 1)
             r = tp / max(tp + fn, 1)
             f1 = 2 * p * r / max(p + r, 1e-9)
             per_frame = spent / sum(len(v) for v in frames.values()) * 1000
-            rows.append([every, method, threshold, tp, fp, fn, f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}", f"{per_frame:.2f}"])
-    print(markdown_table(["every", "detector", "threshold", "cuts found", "false cuts", "missed", "precision",
-                          "recall", "F1", "ms/frame"], rows))
+            rows.append([every, method, threshold, tp, fp, fp_pair if every > 1 else "", fn, f"{p:.3f}", f"{r:.3f}",
+                         f"{f1:.3f}", f"{per_frame:.2f}"])
+    print(markdown_table(["every", "detector", "threshold", "cuts found", "false cuts", "false cuts, pair only",
+                          "missed", "precision", "recall", "F1", "ms/frame"], rows))
     filmed_clips(grid)
+    from emolens.testing.footage import available_footage
+
+    cost_clips = [info.path for info, _ in clips] + [p for n, p in sorted(available_footage().items())
+                                                    if n in FILMED_CUTS]
     if args.skip_pipeline:
+        skipped_thumbnail_cost(cost_clips)
         return
 
     from emolens import Recognizer
 
     rec = Recognizer(threads=args.threads)
+    skipped_thumbnail_cost(cost_clips, rec=rec)
     rows = []
     for info, shots in clips:
         track_frames = defaultdict(list)

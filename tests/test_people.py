@@ -82,6 +82,51 @@ def test_a_reported_cut_between_matching_thumbnails_is_not_a_cut(astronaut, monk
         assert [det.update(f, i, i / 25) for i, f in enumerate((astronaut, dim, hopper))] == expected
 
 
+def test_with_skipped_frames_a_cut_needs_a_low_step_somewhere_in_the_chain(astronaut, monkeypatch):
+    """--every N: a pan that moves the picture far between two analysed frames is no cut when the
+    skipped frames' thumbnails show it moving step by step; a real cut among them still is."""
+    from emolens.people.shots import chain_correlation, thumbnail
+
+    def view(x: int, src=astronaut) -> np.ndarray:
+        return cv2.resize(src[20:420, x:x + 400], (320, 240))
+
+    pan = [view(x) for x in range(0, 110, 11)]                     # 10 frames, 11 px apart
+    hopper = grace_hopper()
+    steps = [thumbnail(f) for f in pan[1:-1]]
+    assert chain_correlation([thumbnail(pan[0]), *steps, thumbnail(pan[-1])]) > 0.89
+    with_cut = [thumbnail(f) for f in pan[1:5]] + [thumbnail(view(0, hopper)), thumbnail(view(10, hopper))]
+    assert chain_correlation([thumbnail(pan[0]), *with_cut, thumbnail(view(20, hopper))]) < 0.89
+
+    det = ShotDetector(min_shot_seconds=0)
+    monkeypatch.setattr(det._detector, "process_frame", lambda tc, image: [tc])   # "a cut" on every frame
+    assert det.update(pan[0], 0, 0.0) is False
+    assert det.update(pan[-1], 9, 0.36) is True                   # the two frames alone look like a cut
+    det = ShotDetector(min_shot_seconds=0)
+    monkeypatch.setattr(det._detector, "process_frame", lambda tc, image: [tc])
+    det.update(pan[0], 0, 0.0)
+    assert det.update(pan[-1], 9, 0.36, between=steps) is False   # the chain shows a pan
+    assert det.update(view(20, hopper), 19, 0.76, between=with_cut[4:]) is True
+
+
+def test_a_video_read_every_nth_frame_carries_thumbnails_of_every_second_skipped_frame(tmp_path, astronaut):
+    from emolens.people.shots import correlation, thumbnail
+    from emolens.video.sources import VideoFile
+
+    path = tmp_path / "pan.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (320, 240))
+    pan = [cv2.resize(astronaut[20:420, x:x + 400], (320, 240)) for x in range(0, 100, 4)]   # 25 frames
+    for frame in pan:
+        writer.write(frame)
+    writer.release()
+    for every, between in ((1, [0] * 25), (3, [0] + [1] * 8), (10, [0, 4, 4])):
+        with VideoFile(path, every=every, prefetch=0) as source:
+            frames = list(source)
+        assert [len(f.between) for f in frames] == between, every
+    # every 10: frame 10 carries frames 2, 4, 6 and 8
+    assert [f.index for f in frames] == [0, 10, 20]
+    assert all(correlation(t, thumbnail(pan[k])) > 0.97 for t, k in zip(frames[1].between, (2, 4, 6, 8)))
+
+
 def test_shot_detector_rejects_bad_settings():
     with pytest.raises(ValueError, match="confirm"):
         ShotDetector(confirm=1.5)

@@ -92,6 +92,18 @@ def test_crying_then_laughing_is_one_shot_one_person_sad_then_happy(tmp_path):
     assert "1 shot(s)" in output
 
 
+@needs("sad_to_laughing")
+@needs("face_then_cartoon")
+def test_every_tenth_frame_still_one_shot_in_a_moving_close_up_and_the_cut_found(tmp_path):
+    """Ten frames apart the moving close-up decorrelates like a cut (the hash reported 7 false cuts):
+    the skipped frames' thumbnails show it continuous, while the cut to the cartoon stays a cut."""
+    rows, output = video_rows(tmp_path, "sad_to_laughing", "--every", "10")
+    assert len(rows) >= 44 and {r["shot"] for r in rows} == {"0"} and {r["track_id"] for r in rows} == {"1"}
+    assert "1 shot(s)" in output
+    _, output = video_rows(tmp_path, "face_then_cartoon", "--every", "10")
+    assert "2 shot(s)" in output
+
+
 @needs("single_face")
 def test_a_smile_after_a_neutral_face(tmp_path):
     rows, _ = video_rows(tmp_path, "single_face")

@@ -20,6 +20,7 @@ import numpy as np
 
 from emolens.file_names import OpenCVPath
 from emolens.images import IMAGE_SUFFIXES
+from emolens.people.shots import BETWEEN_STRIDE, thumbnail
 
 
 DEFAULT_FPS = 30.0             # when a source does not say
@@ -69,12 +70,14 @@ def _open_capture(args: tuple, cannot_open: str, no_frames: str):
 class Frame:
     """One picture of a source: ``index`` counts every frame of the source (0-based),
     ``timestamp`` is seconds from its start, ``dropped`` how many frames a live source
-    dropped just before this one."""
+    dropped just before this one, ``between`` the shot detector's thumbnails of frames a
+    ``VideoFile`` skipped (``--every``) since the one before (``emolens.people.shots``)."""
 
     index: int
     timestamp: float
     image: np.ndarray
     dropped: int = 0
+    between: tuple = ()      # thumbnails of frames skipped since the previous one (VideoFile --every)
 
 
 class FrameSource:
@@ -322,17 +325,23 @@ class VideoFile(FrameSource):
     def _frames(self) -> Iterator[Frame]:
         image, t = self._first
         index = 0
+        between: list[np.ndarray] = []
         self._first = None
         while True:
             self.frames_read += 1
             self.last_index = index
             self.decoded = index + 1
-            yield Frame(index, t, image)
-            for _ in range(self.every - 1):
+            yield Frame(index, t, image, between=tuple(between))
+            between = []
+            for skip in range(1, self.every):
                 if not self.capture.grab():
                     return
                 index += 1
                 self.decoded = index + 1
+                if skip % BETWEEN_STRIDE == 0:   # decoded anyway: its thumbnail keeps the cut check continuous
+                    ok, skipped = self.capture.retrieve()
+                    if ok and skipped is not None:
+                        between.append(thumbnail(skipped))
             ok, image = self.capture.read()
             if not ok or image is None:
                 return

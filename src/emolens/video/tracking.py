@@ -370,7 +370,8 @@ class FaceTracker:
     def process(self, frame: Frame) -> FrameResult:
         rec = self.recognizer
         t0 = time.perf_counter()
-        cut = self.shots.update(frame.image, frame.index, frame.timestamp)
+        # the skipped frames' thumbnails chain this frame to the last one, unless a live source dropped some
+        cut = self.shots.update(frame.image, frame.index, frame.timestamp, () if frame.dropped else frame.between)
         if cut:                 # a new shot: nobody on screen continues, smoothing starts afresh
             self.ended += len(self.tracks)
             self.tracks = []
