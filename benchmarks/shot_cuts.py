@@ -14,7 +14,9 @@ and consecutive shots sometimes on the same background (only the people change).
    analysed frames only ("pair"), and on the chain through the skipped frames ("chain", the default).
 2. The whole pipeline (``Recognizer.stream`` with its defaults): tracks that cross a cut
    (must be 0), persons found against people shown, person purity (each face row's person
-   against the actor at that place), and the time per frame with descriptors.
+   against the actor at that place), and the time per frame with descriptors. Then
+   "takeovers": one person after another in the same place on one set, by hard cuts and
+   dissolves the cut detector cannot see, with the track identity check on and off.
 
     python benchmarks/shot_cuts.py [--clips 4] [--out /tmp/emolens-cuts] [--faces-multi PATH]
 """
@@ -154,6 +156,52 @@ def filmed_clips(grid) -> None:
     print(markdown_table(["every", "detector", "threshold", "confirm", "cuts found", "false cuts", "missed"], rows))
 
 
+def takeovers(crops, out: Path, rec) -> None:
+    """Another face taking a track over where the shot detector sees nothing: 4 shots on one set, one
+    person each, in the same place (offset 0) or 60 px to alternate sides, joined by hard cuts or
+    cross-dissolves. Counts the tracks and persons that hold two people (face rows inside a dissolve,
+    where both are on screen, are not counted), with the track identity check (session 20) and without
+    it (every descriptor taken as the track's person, as before)."""
+    import emolens.people.persons as persons_module
+    from emolens.testing.clips import Actor, Shot, write_edited_clip
+
+    by_person = defaultdict(list)
+    for image, label in crops:
+        by_person[label].append(image)
+    people = sorted(by_person)[:4]
+    rows = []
+    for dissolve in (0.0, 0.5, 1.0):
+        for offset in (0, 60):
+            shots = [Shot([Actor(by_person[who][0], [(0.0, 320 + (offset if k % 2 else -offset), 240, 220),
+                                                    (3.0, 330 + (offset if k % 2 else -offset), 240, 220)])],
+                          3.0, seed=5, people=[who], dissolve=dissolve if k else 0.0) for k, who in enumerate(people)]
+            info = write_edited_clip(out / f"takeover_{dissolve}_{offset}.mp4", shots, SIZE, FPS)
+            for check in (False, True):
+                saved = persons_module.TrackIdentity.distance
+                if not check:
+                    persons_module.TrackIdentity.distance = lambda self, d: 0.0 if self.own is not None else float("inf")
+                try:
+                    tracks, persons, cuts = defaultdict(Counter), defaultdict(Counter), 0
+                    for result in rec.stream(str(info.path)):
+                        t = result.index / FPS
+                        k = max(i for i, start in enumerate(info.shot_starts) if start <= t + 1e-9)
+                        cuts += result.cut
+                        if k and t - info.shot_starts[k] < dissolve:
+                            continue
+                        for face in result.faces:
+                            tracks[face.track_id][people[k]] += 1
+                            persons[face.person][people[k]] += 1
+                finally:
+                    persons_module.TrackIdentity.distance = saved
+                mixed = [c for c in tracks.values() if len(c) > 1]
+                rows.append([f"{dissolve:.1f} s" if dissolve else "hard cut", offset, "on" if check else "off", cuts,
+                             len(tracks), len(mixed), sum(sum(c.values()) - max(c.values()) for c in mixed),
+                             len(persons), sum(len(c) > 1 for c in persons.values())])
+    print("\ntakeovers: 4 people, one per shot, one set (shots of 3 s, 90 frames)")
+    print(markdown_table(["transition", "offset px", "identity check", "cuts seen", "tracks", "tracks with 2+ people",
+                          "face rows of the minority person", "persons", "persons with 2+ people"], rows))
+
+
 def skipped_thumbnail_cost(paths: list[Path], every: int = 10, rec=None) -> None:
     """What the skipped frames' thumbnails cost at ``--every``: decoding alone (``VideoFile``), and
     with ``rec`` the whole pipeline (``Recognizer.stream``), per analysed frame, with and without them."""
@@ -249,6 +297,7 @@ def main() -> None:
 
     rec = Recognizer(threads=args.threads)
     skipped_thumbnail_cost(cost_clips, rec=rec)
+    takeovers(crops, args.out, rec)
     rows = []
     for info, shots in clips:
         track_frames = defaultdict(list)

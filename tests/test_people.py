@@ -222,6 +222,53 @@ def test_person_registry_refine_and_errors():
         PersonRegistry(0)
 
 
+def test_track_identity_names_first_then_checks_only_when_the_look_drifts():
+    from emolens.people.persons import DESCRIPTORS_PER_TRACK, IDENTITY_DRIFT, IDENTITY_MIN_GAP, TrackIdentity
+
+    ident = TrackIdentity()
+    assert ident.wants(0.0) and ident.distance(np.zeros(128)) == float("inf")
+    for k in range(DESCRIPTORS_PER_TRACK):
+        ident.described(np.full(128, 0.01 * k), None, float(k))
+        assert not ident.wants(k + 0.5)                         # naming descriptors come 1 s apart
+    assert ident.own_count == DESCRIPTORS_PER_TRACK
+    assert ident.distance(np.full(128, 0.01)) == pytest.approx(0.0)   # the mean of 0, 0.01, 0.02
+    later = DESCRIPTORS_PER_TRACK + 5.0
+    assert not ident.wants(later)                               # named, and the look unchanged: no cost
+    assert not ident.wants(later, look=IDENTITY_DRIFT + 0.05)
+    assert ident.wants(later, look=IDENTITY_DRIFT - 0.05)       # the face looks different: check it
+    ident.described(np.ones(128), None, later)
+    assert not ident.wants(later + IDENTITY_MIN_GAP / 2, look=0.0)   # at most every IDENTITY_MIN_GAP
+    assert ident.own_count == DESCRIPTORS_PER_TRACK             # checks do not move the track's own mean
+
+
+def test_a_face_that_takes_over_a_track_without_a_cut_starts_a_new_track_and_person(recognizer, astronaut, tmp_path):
+    """Another face in the same place on the same set (no cut the shot detector could see: here it is
+    off): the track is split at the change, so no track and no person holds two people."""
+    from emolens.testing.clips import Actor, Shot, write_edited_clip
+    from emolens.video.sources import VideoFile
+    from emolens.video.tracking import FaceTracker
+
+    def face_crop(image):
+        x, y, w, h = recognizer.analyze(image)[0].box
+        return image[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
+
+    path = tmp_path / "swap.mp4"
+    # the change at 3.2 s, after the track's naming descriptors (0, 1 and 2 s): only the drifting look shows it
+    shots = [Shot([Actor(face_crop(photo), [(0.0, 320, 240, 200), (3.2, 330, 240, 200)])], 3.2, seed=3)
+             for photo in (astronaut, grace_hopper())]
+    change = write_edited_clip(path, shots, (640, 480), 25).cuts[0]
+    for persons, tracks_expected in ((True, 2), (False, 1)):
+        tracker = FaceTracker(recognizer, shots="off", persons=persons)
+        with VideoFile(path, prefetch=0) as source:
+            rows = [(r.index, f.track_id, f.person) for r in map(tracker.process, source) for f in r.faces]
+        assert len({t for _, t, _ in rows}) == tracks_expected, rows
+        if persons:
+            before = {(t, p) for i, t, p in rows if i < change}
+            after = {(t, p) for i, t, p in rows if i > change + 6}   # noticed within a few frames
+            assert len(before) == 1 and len(after) == 1 and before.isdisjoint(after)
+            assert {p for _, p in before} != {p for _, p in after} and tracker.splits == 1
+
+
 def test_association_refuses_a_face_that_grew_too_fast():
     from emolens.video.tracking import greedy_match
 

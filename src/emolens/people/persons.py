@@ -10,7 +10,8 @@ the same person lie closer than ``SAME_PERSON`` (Euclidean distance; dlib's own 
 it is close enough (to the mean of that person's descriptors), else starts a new person.
 Ids are small integers from 1, in order of first appearance, stable for the whole video
 or ``predict`` call. A descriptor is computed a few times per track (``TrackIdentity``), not
-every frame: the first good view names the person, later views refine the person's mean.
+every frame: the first good view names the person, later views refine the person's mean,
+and a face whose look drifts is described again to check the track still holds one person.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
 DESCRIPTORS_PER_TRACK = 3   # at most this many descriptors per track
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
+IDENTITY_DRIFT = 0.7        # a track's face looking less like its last described look than this is described again
+IDENTITY_MIN_GAP = 0.5      # seconds: at most this often (a descriptor costs ~90 ms on 2 cores)
+IDENTITY_SURE = 0.45        # a check this close to the track's own descriptors takes the new look as the reference
 
 
 class FaceDescriber:
@@ -119,14 +123,51 @@ def describable(face) -> bool:
 
 @dataclass
 class TrackIdentity:
-    """When a track should be described next, and the person it was given."""
+    """The person a track was given, and when its face should be described next.
+
+    The first ``DESCRIPTORS_PER_TRACK`` descriptors, ``DESCRIPTOR_SPACING`` apart, name and
+    refine the track's person. Besides, a track may not change person: whenever the face's
+    look (its model crop) has drifted from its look when last described (normalised
+    correlation ``look`` below ``IDENTITY_DRIFT``), it is described again, at most every
+    ``IDENTITY_MIN_GAP`` s; a descriptor farther than the same-person distance from the
+    track's own descriptors means another face took the track over (a cut the shot detector
+    cannot see, same framing and set; a dissolve; two people crossing): the tracker splits it.
+    A face whose look stays put costs no descriptor after the first few.
+    """
 
     person: int | None = None
     descriptors: int = 0
     last_time: float = field(default=-np.inf)
+    own: np.ndarray | None = None        # sum of this track's naming descriptors
+    own_count: int = 0
+    template: np.ndarray | None = None   # the face's look (normalised model crop) when last described
 
-    def wants(self, timestamp: float) -> bool:
-        return self.descriptors < DESCRIPTORS_PER_TRACK and timestamp - self.last_time >= DESCRIPTOR_SPACING
+    def wants(self, timestamp: float, look: float | None = None) -> bool:
+        since = timestamp - self.last_time
+        if self.descriptors < DESCRIPTORS_PER_TRACK and since >= DESCRIPTOR_SPACING:
+            return True
+        return look is not None and look < IDENTITY_DRIFT and since >= IDENTITY_MIN_GAP
+
+    def distance(self, descriptor: np.ndarray) -> float:
+        """Distance of a descriptor to the mean of this track's own (inf before the first)."""
+        if self.own is None:
+            return float("inf")
+        return float(np.linalg.norm(self.own / self.own_count - np.asarray(descriptor, dtype=np.float64)))
+
+    def described(self, descriptor: np.ndarray, template: np.ndarray | None, timestamp: float) -> None:
+        """Record a descriptor of this track's face (it names the track while there are few) and
+        the face's look then (``template``). The look becomes the reference only when the
+        descriptor is surely the track's person (``IDENTITY_SURE``): a face half way through a
+        dissolve is no reference, so the next drift describes it again."""
+        sure = self.distance(descriptor) < IDENTITY_SURE
+        if self.own_count < DESCRIPTORS_PER_TRACK:
+            d = np.asarray(descriptor, dtype=np.float64)
+            self.own = d if self.own is None else self.own + d
+            self.own_count += 1
+        if sure or self.template is None:
+            self.template = template
+        self.descriptors += 1
+        self.last_time = timestamp
 
 
 def group_faces(descriptors: list[np.ndarray | None], threshold: float = SAME_PERSON) -> list[int]:

@@ -258,7 +258,10 @@ class Shot:
     ``pan`` moves the background sideways (px per second, a camera pan); ``ramp`` fades the
     brightness from ``ramp`` to ``brightness`` over the first second (a camera's exposure
     adjusting); ``flash`` lists times (s) of one-frame flashes (press photographers).
-    ``people`` names each actor's person (ground truth for grouping).
+    ``dissolve`` (s) blends into the shot from the previous shot's last frame over its first
+    ``dissolve`` seconds (a cross-dissolve instead of a hard cut; the truth's "cut" is the
+    shot's first frame, where the blend starts). ``people`` names each actor's person (ground
+    truth for grouping).
     """
 
     actors: Sequence[Actor]
@@ -269,6 +272,7 @@ class Shot:
     ramp: float | None = None
     flash: Sequence[float] = ()
     people: Sequence[str] = ()
+    dissolve: float = 0.0
 
 
 @dataclass
@@ -296,6 +300,7 @@ def write_edited_clip(path: str | Path, shots: Sequence[Shot], size: tuple[int, 
     path = Path(path)
     writer = open_writer(path, size, fps, fourcc)
     n, cuts, starts = 0, [], []
+    last = None
     try:
         for k, shot in enumerate(shots):
             if k:
@@ -303,8 +308,13 @@ def write_edited_clip(path: str | Path, shots: Sequence[Shot], size: tuple[int, 
             starts.append(n / fps)
             base = background(size, shot.seed)
             for i in range(int(round(shot.seconds * fps))):
-                writer.write(_shot_frame(shot, base, i / fps, fps))
+                frame = _shot_frame(shot, base, i / fps, fps)
+                if last is not None and i / fps < shot.dissolve:
+                    a = (i + 1) / (shot.dissolve * fps + 1)       # from the last frame to this shot
+                    frame = cv2.addWeighted(frame, a, last, 1 - a, 0)
+                writer.write(frame)
                 n += 1
+            last = _shot_frame(shot, base, (int(round(shot.seconds * fps)) - 1) / fps, fps)
     finally:
         writer.release()
     return EditedClipInfo(path, n, float(fps), tuple(size), cuts=cuts, shot_starts=starts)

@@ -13,7 +13,8 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity, describable
+from emolens.people.persons import (DESCRIPTORS_PER_TRACK, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
+                                    describable)
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -312,6 +313,7 @@ class FaceTracker:
         self.persons = PersonRegistry(same_person) if persons else None
         self._describer = describer
         self.descriptors = 0    # descriptors computed so far
+        self.splits = 0         # tracks another face took over, split in two
 
     def _new_track(self, box) -> Track:
         track = Track(self.next_id, tuple(int(v) for v in box), self.half_life, last_seen=self.count,
@@ -351,21 +353,38 @@ class FaceTracker:
             keep_l.append(loc)
         return keep_t, keep_l
 
-    def _identify(self, track: Track, face, image: np.ndarray, timestamp: float) -> None:
-        """Describe the face when its track wants another descriptor; name or refine its person."""
-        if self.persons is None or not describable(face) or not track.identity.wants(timestamp):
+    def _identify(self, track: Track, face, crop, image: np.ndarray, timestamp: float) -> None:
+        """Describe the face when its track wants another descriptor; name or refine its person,
+        or split the track when the face is no longer its person (``TrackIdentity``)."""
+        if self.persons is None or not describable(face):
+            return
+        identity = track.identity
+        # the look compares landmark-aligned crops only (a box crop of the same face is framed otherwise)
+        look = None if identity.template is None or not face.aligned else _similarity(crop, identity.template)
+        if not identity.wants(timestamp, look):
             return
         if self._describer is None:
             self._describer = FaceDescriber()
         descriptor = self._describer(to_bgr8(image, self.color) if self.color != "bgr" else image, face.landmarks)
         self.descriptors += 1
-        identity = track.identity
+        if identity.own is not None and identity.distance(descriptor) >= self.persons.threshold:
+            self._split(track)
+            identity = track.identity
         if identity.person is None:
             identity.person = self.persons.assign(descriptor)
-        else:
+        elif identity.own_count < DESCRIPTORS_PER_TRACK:
             self.persons.refine(identity.person, descriptor)
-        identity.descriptors += 1
-        identity.last_time = timestamp
+        identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp)
+
+    def _split(self, track: Track) -> None:
+        """Another face took ``track`` over: it goes on under a new id, smoothing and person afresh."""
+        self.ended += 1
+        self.splits += 1
+        track.id = self.next_id
+        self.next_id += 1
+        track.scores = EmaSmoother(self.half_life)
+        track.intensity = EmaSmoother(self.half_life)
+        track.identity = TrackIdentity()
 
     def process(self, frame: Frame) -> FrameResult:
         rec = self.recognizer
@@ -418,13 +437,13 @@ class FaceTracker:
             located += followed_located
         faces = rec.classify(located)
         out = []
-        for k, (track, face) in enumerate(zip(chosen, faces)):
+        for k, (track, face, loc) in enumerate(zip(chosen, faces, located)):
             track.last_seen = self.count
+            self._identify(track, face, loc.crop, frame.image, frame.timestamp)   # may split the track
             raw_s = np.array([face.scores[e] for e in EMOTIONS])
             raw_i = np.array([face.intensity[e] for e in EMOTIONS])
             s = track.scores.update(raw_s, frame.timestamp)
             i = track.intensity.update(raw_i, frame.timestamp)
-            self._identify(track, face, frame.image, frame.timestamp)
             out.append(TrackedFace(
                 track_id=track.id, box=face.box, landmarks=face.landmarks,
                 emotion=EMOTIONS[int(np.argmax(s))],
