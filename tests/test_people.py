@@ -252,21 +252,23 @@ def test_a_face_that_takes_over_a_track_without_a_cut_starts_a_new_track_and_per
         x, y, w, h = recognizer.analyze(image)[0].box
         return image[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
 
-    path = tmp_path / "swap.mp4"
-    # the change at 3.2 s, after the track's naming descriptors (0, 1 and 2 s): only the drifting look shows it
-    shots = [Shot([Actor(face_crop(photo), [(0.0, 320, 240, 200), (3.2, 330, 240, 200)])], 3.2, seed=3)
-             for photo in (astronaut, grace_hopper())]
-    change = write_edited_clip(path, shots, (640, 480), 25).cuts[0]
-    for persons, tracks_expected in ((True, 2), (False, 1)):
-        tracker = FaceTracker(recognizer, shots="off", persons=persons)
-        with VideoFile(path, prefetch=0) as source:
-            rows = [(r.index, f.track_id, f.person) for r in map(tracker.process, source) for f in r.faces]
-        assert len({t for _, t, _ in rows}) == tracks_expected, rows
-        if persons:
-            before = {(t, p) for i, t, p in rows if i < change}
-            after = {(t, p) for i, t, p in rows if i > change + 6}   # noticed within a few frames
-            assert len(before) == 1 and len(after) == 1 and before.isdisjoint(after)
-            assert {p for _, p in before} != {p for _, p in after} and tracker.splits == 1
+    # the change at 3.2 s, after the track's naming descriptors (0, 1 and 2 s): only the drifting look shows it;
+    # by a hard cut, or by a 1 s cross-dissolve (noticed within 0.6 s of its end)
+    for dissolve, settle in ((0.0, 6), (1.0, 25 + 15)):
+        path = tmp_path / f"swap-{dissolve}.mp4"
+        shots = [Shot([Actor(face_crop(photo), [(0.0, 320, 240, 200), (3.2, 330, 240, 200)])], 3.2, seed=3,
+                      dissolve=dissolve if k else 0.0) for k, photo in enumerate((astronaut, grace_hopper()))]
+        change = write_edited_clip(path, shots, (640, 480), 25).cuts[0]
+        for persons, tracks_expected in ((True, 2), (False, 1)):
+            tracker = FaceTracker(recognizer, shots="off", persons=persons)
+            with VideoFile(path, prefetch=0) as source:
+                rows = [(r.index, f.track_id, f.person) for r in map(tracker.process, source) for f in r.faces]
+            assert len({t for _, t, _ in rows}) == tracks_expected, (dissolve, rows)
+            if persons:
+                before = {(t, p) for i, t, p in rows if i < change}
+                after = {(t, p) for i, t, p in rows if i > change + settle}
+                assert len(before) == 1 and len(after) == 1 and before.isdisjoint(after), (dissolve, rows)
+                assert {p for _, p in before} != {p for _, p in after} and tracker.splits == 1
 
 
 def test_association_refuses_a_face_that_grew_too_fast():
