@@ -291,3 +291,7 @@ def test_a_labels_run_trains_the_sigmoid_head_for_one_epoch(tmp_path, fer2013_pa
     assert entry["train_intensity_loss"] > 0.1
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["recipe"]["train"]["intensity_targets"] == "labels"
+    from emolens.training.export import intensity_trained_on
+
+    assert intensity_trained_on(state["recipe"]) == "the class labels one-hot"
+    assert intensity_trained_on({"train": {}}) == intensity_trained_on({}) == "FER+ vote fractions"

@@ -132,6 +132,12 @@ def training_precision(entries: list[dict]) -> str | None:
     return "mixed" if len(set(used)) > 1 else "bf16" if used[0] else "fp32"
 
 
+def intensity_trained_on(recipe: dict) -> str:
+    """What a run's sigmoid head learned, for the card: ``[train] intensity_targets``."""
+    train = recipe.get("train") if isinstance(recipe.get("train"), dict) else {}
+    return "the class labels one-hot" if train.get("intensity_targets") == "labels" else "FER+ vote fractions"
+
+
 def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, storage: str = "float16") -> float:
     """Max absolute difference of probabilities and intensities between torch and ONNX Runtime;
     an ExportError naming a storage that rounds less when it exceeds ``storage``'s bound."""
@@ -212,7 +218,7 @@ def _export(net, state: dict, recipe: dict, spec: InputSpec, checkpoint: Path, o
         "input": spec.to_dict(),
         "labels": list(EMOTIONS),
         "outputs": {"logits": "(N, 7) class logits; softmax(logits / temperature) = probabilities",
-                    "intensity": "(N, 7) sigmoid intensities, trained on FER+ vote fractions"},
+                    "intensity": "(N, 7) sigmoid intensities, trained on " + intensity_trained_on(recipe)},
         "recipe": recipe,
         "training": {"epochs": len(state.get("history", [])) or state.get("epoch_entry", {}).get("epoch"),
                      "checkpoint_epoch": state.get("epoch_entry", {}).get("epoch"),
