@@ -228,17 +228,18 @@ def test_track_identity_names_first_then_checks_only_when_the_look_drifts():
     ident = TrackIdentity()
     assert ident.wants(0.0) and ident.distance(np.zeros(128)) == float("inf")
     for k in range(DESCRIPTORS_PER_TRACK):
-        ident.described(np.full(128, 0.01 * k), None, float(k))
+        d = np.full(128, 0.01 * k)
+        ident.described(d, None, float(k), ident.distance(d))
         assert not ident.wants(k + 0.5)                         # naming descriptors come 1 s apart
-    assert ident.own_count == DESCRIPTORS_PER_TRACK
+    assert not ident.naming
     assert ident.distance(np.full(128, 0.01)) == pytest.approx(0.0)   # the mean of 0, 0.01, 0.02
     later = DESCRIPTORS_PER_TRACK + 5.0
     assert not ident.wants(later)                               # named, and the look unchanged: no cost
     assert not ident.wants(later, look=IDENTITY_DRIFT + 0.05)
     assert ident.wants(later, look=IDENTITY_DRIFT - 0.05)       # the face looks different: check it
-    ident.described(np.ones(128), None, later)
+    ident.described(np.ones(128), None, later, ident.distance(np.ones(128)))
     assert not ident.wants(later + IDENTITY_MIN_GAP / 2, look=0.0)   # at most every IDENTITY_MIN_GAP
-    assert ident.own_count == DESCRIPTORS_PER_TRACK             # checks do not move the track's own mean
+    assert ident.distance(np.full(128, 0.01)) == pytest.approx(0.0)  # checks do not move the track's own mean
 
 
 def test_a_face_that_takes_over_a_track_without_a_cut_starts_a_new_track_and_person(recognizer, astronaut, tmp_path):

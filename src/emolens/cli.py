@@ -142,8 +142,8 @@ def export_command(
                               "(0 = all)."),
     weights: Optional[str] = typer.Option(None, help="How the file stores the weights: float16 (half of float32), "
                                           "int8 (a quarter; per-channel scales) or float32 (as trained: research "
-                                          "runs); default: the recipe's [export] weights, else float16. Inference computes in float32 either way "
-                                          "(emolens quantize makes it int8)."),
+                                          "runs); default: the recipe's [export] weights, else float16. Inference "
+                                          "computes in float32 either way (emolens quantize makes it int8)."),
 ) -> None:
     """Export a checkpoint to ONNX (both heads) with a model card, and check it against torch.
 

@@ -25,7 +25,7 @@ from emolens.faces.landmarks import model_file
 
 DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
-DESCRIPTORS_PER_TRACK = 3   # at most this many descriptors per track
+DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity checks may add more)
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
 IDENTITY_DRIFT = 0.7        # a track's face looking less like its last described look than this is described again
@@ -138,13 +138,12 @@ class TrackIdentity:
     person: int | None = None
     descriptors: int = 0
     last_time: float = field(default=-np.inf)
-    own: np.ndarray | None = None        # sum of this track's naming descriptors
-    own_count: int = 0
+    own: np.ndarray | None = None        # sum of this track's naming descriptors (the first few)
     template: np.ndarray | None = None   # the face's look (normalised model crop) when last described
 
     def wants(self, timestamp: float, look: float | None = None) -> bool:
         since = timestamp - self.last_time
-        if self.descriptors < DESCRIPTORS_PER_TRACK and since >= DESCRIPTOR_SPACING:
+        if self.naming and since >= DESCRIPTOR_SPACING:
             return True
         return look is not None and look < IDENTITY_DRIFT and since >= IDENTITY_MIN_GAP
 
@@ -152,19 +151,24 @@ class TrackIdentity:
         """Distance of a descriptor to the mean of this track's own (inf before the first)."""
         if self.own is None:
             return float("inf")
-        return float(np.linalg.norm(self.own / self.own_count - np.asarray(descriptor, dtype=np.float64)))
+        own_mean = self.own / min(self.descriptors, DESCRIPTORS_PER_TRACK)
+        return float(np.linalg.norm(own_mean - np.asarray(descriptor, dtype=np.float64)))
 
-    def described(self, descriptor: np.ndarray, template: np.ndarray | None, timestamp: float) -> None:
-        """Record a descriptor of this track's face (it names the track while there are few) and
-        the face's look then (``template``). The look becomes the reference only when the
-        descriptor is surely the track's person (``IDENTITY_SURE``): a face half way through a
-        dissolve is no reference, so the next drift describes it again."""
-        sure = self.distance(descriptor) < IDENTITY_SURE
-        if self.own_count < DESCRIPTORS_PER_TRACK:
+    @property
+    def naming(self) -> bool:
+        """The next descriptor still names the track (joins its own and its person's mean)."""
+        return self.descriptors < DESCRIPTORS_PER_TRACK
+
+    def described(self, descriptor: np.ndarray, template: np.ndarray | None, timestamp: float,
+                  distance: float) -> None:
+        """Record a descriptor of this track's face, ``distance`` from its own before (it names the
+        track while ``naming``), and the face's look then (``template``). The look becomes the
+        reference only when the descriptor is surely the track's person (``IDENTITY_SURE``): a face
+        half way through a dissolve is no reference, so the next drift describes it again."""
+        if self.naming:
             d = np.asarray(descriptor, dtype=np.float64)
             self.own = d if self.own is None else self.own + d
-            self.own_count += 1
-        if sure or self.template is None:
+        if distance < IDENTITY_SURE or self.template is None:
             self.template = template
         self.descriptors += 1
         self.last_time = timestamp

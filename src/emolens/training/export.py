@@ -87,8 +87,8 @@ def store_weights(path: Path, storage: str = "float16") -> None:
     """Store the float weights compactly, with nodes that turn them back into float32.
 
     ``float32`` leaves the file as exported (the weights as trained: for research runs whose
-    outputs must match torch closely, not for shipping); ``float16`` halves the file (a Cast back to float32); ``int8`` quarters it (per-output-
-    channel int8 with one float32 scale per channel: a Cast and a Mul). ONNX Runtime folds
+    outputs must match torch closely, not for shipping); ``float16`` halves the file (a Cast
+    back to float32); ``int8`` quarters it (per-output-channel int8 with one float32 scale per channel: a Cast and a Mul). ONNX Runtime folds
     these constant nodes when it loads the model, so it still computes in float32 at the
     same speed; the only change is the rounding of the weights, which ``check_parity``
     bounds and the card's measured accuracy shows.

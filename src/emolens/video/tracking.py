@@ -13,8 +13,7 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import (DESCRIPTORS_PER_TRACK, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
-                                    describable)
+from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity, describable
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -367,14 +366,15 @@ class FaceTracker:
             self._describer = FaceDescriber()
         descriptor = self._describer(to_bgr8(image, self.color) if self.color != "bgr" else image, face.landmarks)
         self.descriptors += 1
-        if identity.own is not None and identity.distance(descriptor) >= self.persons.threshold:
+        distance = identity.distance(descriptor)      # inf before the track's first descriptor
+        if identity.own is not None and distance >= self.persons.threshold:
             self._split(track)
-            identity = track.identity
+            identity, distance = track.identity, float("inf")
         if identity.person is None:
             identity.person = self.persons.assign(descriptor)
-        elif identity.own_count < DESCRIPTORS_PER_TRACK:
+        elif identity.naming:
             self.persons.refine(identity.person, descriptor)
-        identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp)
+        identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp, distance)
 
     def _split(self, track: Track) -> None:
         """Another face took ``track`` over: it goes on under a new id, smoothing and person afresh."""
