@@ -157,7 +157,7 @@ def check_parity(net: torch.nn.Module, model: EmotionModel, faces: np.ndarray, s
         wider = WIDER_STORAGE.get(storage)
         fix = (f"export with --weights {wider} (or recipe key [export] weights = \"{wider}\"), which rounds the "
                "weights less" if wider else "the net's operators do not export faithfully; report it with the checkpoint")
-        raise ExportError(f"ONNX and torch outputs differ by {diff:.2e} (> {tol:.0e} for {storage} weights); "
+        raise ExportError(f"ONNX and torch outputs differ by {diff:.3e} (> {tol:.0e} for {storage} weights); "
                           f"the export is not faithful: {fix}")
     return diff
 
