@@ -58,12 +58,24 @@ def spin_during_runs_only(opts) -> None:
     opts.add_session_config_entry("session.force_spinning_stop", "1")
 
 
+def cpu_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session as emolens runs its models: ``threads`` intra-op threads
+    (``default_threads()`` when None), one inter-op thread, pool threads spinning during runs
+    only, all graph optimisations. onnxruntime's own exceptions pass through."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    spin_during_runs_only(opts)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class EmotionModel:
     """An exported emolens model: ``model(faces_uint8)`` -> probabilities and intensities."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None):
-        import onnxruntime as ort
-
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found; pass --model PATH to an exported .onnx model")
@@ -74,14 +86,8 @@ class EmotionModel:
         if list(labels) != list(EMOTIONS):
             raise ModelError(f"{card_file}: labels {labels} differ from emolens' {list(EMOTIONS)}")
         self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
-        opts = ort.SessionOptions()
-        n = threads or default_threads()
-        opts.intra_op_num_threads = n
-        spin_during_runs_only(opts)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+            self.session = cpu_session(self.path, threads)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{self.path}: not a usable ONNX model ({exc})") from None
         self.input_name = self.session.get_inputs()[0].name
