@@ -1,6 +1,7 @@
 """Convert dlib's face-descriptor ResNet (``dlib_face_recognition_resnet_model_v1.dat``) to ONNX.
 
-    python tools/dlib_descriptor_to_onnx.py SRC.dat src/emolens/weights/dlib_face_descriptor.onnx
+    python tools/dlib_descriptor_to_onnx.py SRC.dat src/emolens/weights/dlib_face_descriptor.onnx \
+        [--weights float16|float32] [--check PICTURE ...]
 
 Reads dlib's binary serialization with numpy (no dlib build), checks every layer against
 the network dlib's Python API declares (``tools/python/src/face_recognition.cpp``), and
@@ -25,8 +26,10 @@ returns) and gives ``descriptor`` ``(N, 128)`` float32. What it computes, as dli
 - ``fc_no_bias``: ``MatMul`` by the ``(256, 128)`` weight; the descriptor is its output
   as is (``loss_metric`` does not normalise it).
 
-``--weights float16`` stores the convolution and fc weights in float16 with a ``Cast``
-back to float32, as ``emolens export`` does (``emolens.training.export.store_weights``).
+``--weights float16`` (the default) stores the convolution and fc weights in float16 with
+a ``Cast`` back to float32, as ``emolens export`` does (``emolens.training.export.store_weights``).
+``--check`` then runs dlib and the ONNX model on the faces of the pictures given and prints
+the largest differences (the shipped file's are in its model card).
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ class DlibReader:
         self.data = data
         self.pos = 0
 
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise DlibFormatError(f"unexpected end of file at offset {self.pos} ({size} bytes wanted)")
+        self.pos += size
+        return self.data[self.pos - size:self.pos]
+
     def byte(self) -> int:
         if self.pos >= len(self.data):
             raise DlibFormatError("unexpected end of file")
@@ -71,8 +80,7 @@ class DlibReader:
         size = control & 0x0F
         if size == 0 or size > 8:
             raise DlibFormatError(f"bad integer control byte 0x{control:02x} at offset {self.pos - 1}")
-        value = int.from_bytes(self.data[self.pos:self.pos + size], "little")
-        self.pos += size
+        value = int.from_bytes(self.take(size), "little")
         return -value if control & 0x80 else value
 
     def floating(self) -> float:
@@ -89,18 +97,14 @@ class DlibReader:
 
     def string(self) -> str:
         size = self.integer()
-        text = self.data[self.pos:self.pos + size].decode("latin-1")
-        self.pos += size
-        return text
+        return self.take(size).decode("latin-1")
 
     def tensor(self) -> np.ndarray:
         """A ``resizable_tensor``: version 2, num_samples, k, nr, nc, then little-endian float32 values."""
         self.expect_version(2, "tensor")
         shape = tuple(self.integer() for _ in range(4))
         count = int(np.prod(shape))
-        values = np.frombuffer(self.data, dtype="<f4", count=count, offset=self.pos)
-        self.pos += 4 * count
-        return values.reshape(shape).astype(np.float32)
+        return np.frombuffer(self.take(4 * count), dtype="<f4").reshape(shape).astype(np.float32)
 
     def alias_tensor(self) -> tuple[int, int, int, int]:
         """An ``alias_tensor``: version 1 and the four sizes (a view into the layer's params)."""
@@ -403,16 +407,49 @@ def convert(source: Path, out: Path, weights: str = "float16") -> None:
         store_weights(out, weights)
 
 
+def parity(source: Path, model: Path, pictures: list[Path]) -> dict:
+    """dlib's descriptors (``source`` run by dlib) against the ONNX model's, on every face found in
+    ``pictures``, each cut by ``FaceDescriber.chip`` as emolens cuts it."""
+    import cv2
+    import dlib
+
+    from emolens import Recognizer
+    from emolens.people.persons import FaceDescriber
+
+    recognizer = Recognizer(threads=1)
+    describer = FaceDescriber(threads=1, model=model)
+    reference = dlib.face_recognition_model_v1(str(source))
+    chips = []
+    for picture in pictures:
+        image = cv2.imread(str(picture))
+        if image is None:
+            raise SystemExit(f"{picture}: not a picture")
+        chips += [describer.chip(image, f.landmarks) for f in recognizer.analyze(image) if f.landmarks is not None]
+    if not chips:
+        raise SystemExit("no face with landmarks in the pictures given")
+    theirs = np.array([reference.compute_face_descriptor(c) for c in chips], dtype=np.float32)
+    ours = np.concatenate([describer.describe_chips(c[None]) for c in chips])
+    distance = np.linalg.norm(ours - theirs, axis=1)
+    return {"faces": len(chips), "pictures": len(pictures), "max_abs_difference": float(np.abs(ours - theirs).max()),
+            "max_distance": float(distance.max()), "mean_distance": float(distance.mean())}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="dlib_face_recognition_resnet_model_v1.dat")
     parser.add_argument("out", type=Path, help="the ONNX file to write")
     parser.add_argument("--weights", choices=("float16", "float32"), default="float16",
                         help="weight storage (float16: half the file, a Cast back to float32 in the graph)")
+    parser.add_argument("--check", type=Path, nargs="+", metavar="PICTURE",
+                        help="then compare the descriptors with dlib's on the faces of these pictures")
     args = parser.parse_args(argv)
     convert(args.source, args.out, args.weights)
     print(f"{args.source} (sha256 {sha256(args.source)})")
     print(f"-> {args.out} ({args.out.stat().st_size / 1e6:.2f} MB, {args.weights} weights, sha256 {sha256(args.out)})")
+    if args.check:
+        r = parity(args.source, args.out, args.check)
+        print(f"parity with dlib on {r['faces']} faces of {r['pictures']} pictures: largest difference "
+              f"{r['max_abs_difference']:.3g}, distance largest {r['max_distance']:.3g} mean {r['mean_distance']:.3g}")
     return 0
 
 
