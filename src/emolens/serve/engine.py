@@ -163,10 +163,10 @@ class PooledDetector(FaceDetector):
 class PooledDescriber:
     """The face-descriptor model of ``emolens.people.persons``, lent per call like ``PooledDetector``."""
 
-    def __init__(self):
+    def __init__(self, threads: int | None = None):
         from emolens.people.persons import FaceDescriber
 
-        self._pool = _Pool(FaceDescriber)
+        self._pool = _Pool(lambda: FaceDescriber(threads=threads))
 
     def __call__(self, image, landmarks):
         describer = self._pool.take()
@@ -180,7 +180,7 @@ def pin_threads(workers: int) -> int:
     """Threads each analysis may use so ``workers`` analyses in parallel fill the cores, no more.
 
     Sets OpenCV's thread count (process-wide) and returns the ONNX Runtime intra-op count
-    for the emotion model (the BlazeFace detector always runs single-threaded).
+    for the emotion and face-descriptor models (the BlazeFace detector always runs single-threaded).
     """
     import cv2
 
@@ -203,7 +203,7 @@ class Engine:
         self.model = EmotionModel(config.model, threads=self.model_threads)
         detector = self.detector(config.detector)  # unknown names fail here, before the landmark model loads
         self.base = Recognizer(detector=detector, model=self.model, detect_side=config.detect_side)
-        self.describer = PooledDescriber()
+        self.describer = PooledDescriber(threads=self.model_threads)
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="emolens-serve")
         self._local = threading.local()
         self.pending = 0          # analyses queued or running
