@@ -4,9 +4,12 @@
 For each threshold: number of persons found, purity (share of faces whose person's
 majority label is theirs), and pair precision / recall (pairs of faces put together that
 are the same person / same-person pairs put together). Also the distribution of
-same-person and different-person distances.
+same-person and different-person distances. Then what one descriptor costs: the network
+emolens runs (``weights/dlib_face_descriptor.onnx`` in ONNX Runtime, 1 and 2 threads) against
+dlib's own build of the same network, on the same chips, and how far apart their descriptors lie.
 
     python benchmarks/persons.py [--faces-multi ../shared/datasets/faces-multi] [--thresholds 0.45 0.5 ...]
+                                 [--rounds 3]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
 from itertools import combinations
 from pathlib import Path
 
@@ -87,6 +91,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces-multi", type=Path, default=FACES_MULTI)
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.45, 0.5, 0.55, 0.6, 0.65])
+    ap.add_argument("--rounds", type=int, default=3, help="timing passes over the chips (the best counts)")
     args = ap.parse_args()
     pin_threads(2)
     from emolens.people.persons import FaceDescriber, group_faces
@@ -111,6 +116,37 @@ def main() -> None:
         s = grouping_scores(labels, group_faces(desc, t))
         rows.append([t, s["persons"], f"{s['purity']:.3f}", f"{s['pair_precision']:.3f}", f"{s['pair_recall']:.3f}"])
     print(markdown_table(["threshold", "persons (true: 4)", "purity", "pair precision", "pair recall"], rows))
+    chips = [describe.chip(c, lm) for c, lm, _ in faces if lm is not None]
+    print(descriptor_cost(chips, args.rounds))
+
+
+def descriptor_cost(chips: list[np.ndarray], rounds: int) -> str:
+    """ms per descriptor (one chip per call, the chip cut not included) of the ONNX network at 1 and 2
+    threads and of dlib's own network, best of ``rounds`` passes over ``chips``; and the largest
+    distance between the ONNX and dlib descriptors of a chip."""
+    import dlib
+
+    from emolens.faces.landmarks import model_file
+    from emolens.people.persons import FaceDescriber
+
+    dlib_net = dlib.face_recognition_model_v1(str(model_file("dlib_face_recognition_resnet_model_v1.dat")))
+    runners = {}
+    for n in (1, 2):
+        runners[f"ONNX Runtime, {n} thread{'s' * (n > 1)} (emolens)"] = FaceDescriber(threads=n).describe_chips
+    runners["dlib's own build (dlib-bin)"] = lambda batch: np.asarray([dlib_net.compute_face_descriptor(batch[0])])
+    rows, outputs = [], {}
+    for name, run in runners.items():
+        run(chips[0][None])  # warm-up
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            outputs[name] = [run(c[None])[0] for c in chips]
+            best = min(best, (time.perf_counter() - t0) / len(chips))
+        rows.append([name, len(chips), f"{best * 1000:.1f}"])
+    ours, theirs = list(outputs.values())[0], list(outputs.values())[-1]
+    gap = max(float(np.linalg.norm(a - b)) for a, b in zip(ours, theirs))
+    return (markdown_table(["network", "chips", "ms per descriptor (best of rounds)"], rows)
+            + f"\nlargest distance between emolens's and dlib's descriptor of a chip: {gap:.1e}")
 
 
 if __name__ == "__main__":
