@@ -27,8 +27,13 @@ class ModelError(RuntimeError):
     """A model file is missing or unusable; the message names the file and the fix."""
 
 
+def shipped_weights(name: str) -> Path:
+    """A file of ``emolens/weights`` (the models installed with the package)."""
+    return Path(str(resources.files("emolens") / "weights" / name))
+
+
 def default_model_path() -> Path:
-    return Path(str(resources.files("emolens") / "weights" / DEFAULT_MODEL_NAME))
+    return shipped_weights(DEFAULT_MODEL_NAME)
 
 
 def card_path_for(model_path: str | Path) -> Path:

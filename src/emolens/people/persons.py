@@ -20,7 +20,6 @@ and a face whose look drifts is described again to check the track still holds o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -38,10 +37,6 @@ IDENTITY_MIN_GAP = 0.5      # seconds: at most this often
 IDENTITY_SURE = 0.45        # a check this close to the track's own descriptors takes the new look as the reference
 
 
-def descriptor_model_path() -> Path:
-    return Path(str(resources.files("emolens") / "weights" / DESCRIPTOR_MODEL))
-
-
 class FaceDescriber:
     """``describe(image, landmarks) -> (128,) float32``: dlib's face descriptor of one face.
 
@@ -51,10 +46,10 @@ class FaceDescriber:
     def __init__(self, threads: int | None = None, model: str | Path | None = None):
         import dlib
 
-        from emolens.runtime import cpu_session
+        from emolens.runtime import cpu_session, shipped_weights
 
         self._dlib = dlib
-        self.path = Path(model) if model is not None else descriptor_model_path()
+        self.path = Path(model) if model is not None else shipped_weights(DESCRIPTOR_MODEL)
         if not self.path.is_file():
             raise RuntimeError(f"{self.path}: face-descriptor model missing from the emolens install; "
                                "reinstall emolens")
