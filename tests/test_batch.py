@@ -311,6 +311,42 @@ def test_batch_inference_imports_no_torch(archive, tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+@pytest.mark.parametrize("signum, stop", [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "KeyboardInterrupt")])
+def test_a_stop_inside_a_held_block_is_raised_when_the_block_ends(signum, stop):
+    """A signal arriving while a finished unit is being recorded (its parts moved into faces/,
+    its ledger record not yet written) must not break in between: it is raised after the block."""
+    from emolens.batch.run import StopSignals
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt) as raised, StopSignals() as signals:
+        with signals.held():
+            steps.append("parts moved")
+            os.kill(os.getpid(), signum)     # its handler runs at once, between two bytecodes
+            time.sleep(0.05)
+            steps.append("record written")
+        steps.append("after the block")
+    assert steps == ["parts moved", "record written"]
+    assert type(raised.value).__name__ == stop
+    assert signals.finishing
+
+
+def test_a_stop_outside_a_held_block_is_raised_at_once_and_a_second_is_ignored():
+    from emolens.batch.run import StopSignals, Terminated
+
+    steps = []
+    with pytest.raises(Terminated), StopSignals():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            steps.append("not reached")
+        except Terminated:
+            os.kill(os.getpid(), signal.SIGTERM)          # finishing: ignored
+            time.sleep(0.05)
+            steps.append("finishing")
+            raise
+    assert steps == ["finishing"]
+
+
 def test_sigterm_stops_the_command_cleanly_and_the_rerun_finishes(archive, tmp_path):
     """SIGTERM to a running `emolens batch`: exit 143, only whole files, the ledger matches faces/; rerun completes."""
     src = tmp_path / "in"
@@ -334,14 +370,15 @@ def test_sigterm_stops_the_command_cleanly_and_the_rerun_finishes(archive, tmp_p
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 143, err
-    assert "rerun the same command" in err
+    assert "rerun the same command" in err, err
     rows = inputs_rows(out)
-    assert 1 <= len(rows) < 9
+    assert 1 <= len(rows) < 9, (rows, err)
     units = {r["unit"] for r in rows.values()}
     parts = list((out / "faces").glob("*.parquet"))
-    assert {p.name.split("-")[0] for p in parts} <= units
-    assert sum(pq.read_table(p).num_rows for p in parts) == sum(r["faces"] for r in rows.values())
-    assert not any((out / ".emolens" / "tmp").iterdir())
+    assert {p.name.split("-")[0] for p in parts} <= units, (sorted(p.name for p in parts), units, err)
+    assert sum(pq.read_table(p).num_rows for p in parts) == sum(r["faces"] for r in rows.values()), (rows, err)
+    left = sorted(p.name for p in (out / ".emolens" / "tmp").iterdir())
+    assert not left, (left, err)           # a task that outlived the stop's bounded wait
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
     assert rerun.returncode == 1, rerun.stderr             # the two broken files
     rows = inputs_rows(out)

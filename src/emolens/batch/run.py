@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -53,20 +54,43 @@ class Terminated(KeyboardInterrupt):
 class StopSignals(SignalTakeover):
     """While a batch runs: the first SIGINT or SIGTERM stops it (``KeyboardInterrupt``,
     ``Terminated``, raised where the client waits on its tasks); once ``finishing`` is set,
-    further signals are ignored, so the results are always recorded. Handlers are taken over
-    as ``emolens.stop_signals.SignalTakeover`` says."""
+    further signals are ignored, so the results are always recorded. Inside ``held()`` a stop
+    waits until the block has run to its end (a finished unit's parts and its record land
+    together, a submitted task is always known). Handlers are taken over as
+    ``emolens.stop_signals.SignalTakeover`` says."""
 
     def __init__(self):
         super().__init__()
         self.finishing = False
+        self._holding = 0
+        self._pending: int | None = None
 
-    def _handle(self, signum, frame) -> None:
+    @staticmethod
+    def _stop(signum: int) -> KeyboardInterrupt:
         import signal
 
+        return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def _handle(self, signum, frame) -> None:
         if self.finishing:
             return
         self.finishing = True
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self._holding:
+            self._pending = signum
+            return
+        raise self._stop(signum)
+
+    @contextmanager
+    def held(self):
+        """A block a stop does not break into: a signal arriving inside is raised when it ends."""
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+        if not self._holding and self._pending is not None:
+            signum, self._pending = self._pending, None
+            raise self._stop(signum)
 
 
 def _describe_failure(unit, exc: BaseException) -> str:
@@ -117,10 +141,12 @@ def run_batch(paths: Iterable[str], out: str | Path, options: AnalysisOptions | 
             work = [u for u in todo if u.kind != "error"]
             if work:
                 if client is not None:
-                    _run_units(client, work, options, layout, ledger, bar, report, segment_seconds, on_result)
+                    _run_units(client, work, options, layout, ledger, bar, report, segment_seconds, on_result,
+                               signals.held)
                 else:
                     with open_client(scheduler, workers, memory_limit) as own:
-                        _run_units(own, work, options, layout, ledger, bar, report, segment_seconds, on_result)
+                        _run_units(own, work, options, layout, ledger, bar, report, segment_seconds, on_result,
+                                   signals.held)
         except KeyboardInterrupt as exc:
             signals.finishing = True
             report.interrupted = True
@@ -140,7 +166,10 @@ def run_batch(paths: Iterable[str], out: str | Path, options: AnalysisOptions | 
     return report
 
 
-def _run_units(client, units, options, layout, ledger, bar, report, segment_seconds, on_result) -> None:
+def _run_units(client, units, options, layout, ledger, bar, report, segment_seconds, on_result,
+               held: Callable = nullcontext) -> None:
+    """Submit ``units`` and record each as it finishes; ``held()`` wraps the handling of a result
+    (a stop is taken only while waiting for the next one)."""
     from distributed import as_completed
 
     from emolens.batch.segments import VideoPlan, segment_times
@@ -178,12 +207,13 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
                     frames=len(unit.inputs) if unit.kind == "photos" else 0)
         report.analysed += len(result["inputs"])
 
-    for unit in units:
-        if unit.kind == "photos":
-            submit("photos", unit, 0, analyse_photos, unit, options, str(layout.root))
-        else:
-            submit("plan", unit, 0, plan_video_task, unit, options, segment_seconds)
     try:
+        with held():
+            for unit in units:
+                if unit.kind == "photos":
+                    submit("photos", unit, 0, analyse_photos, unit, options, str(layout.root))
+                else:
+                    submit("plan", unit, 0, plan_video_task, unit, options, segment_seconds)
         for future in flow:
             role, unit, extra = roles.pop(future.key)
             failure = None
@@ -191,35 +221,36 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
                 result = future.result()
             except Exception as exc:  # a task that failed for good (KilledWorker, ...): its unit is an error
                 result, failure = None, _describe_failure(unit, exc)
-            future.release()
-            if result is not None and "worker" in result:
-                w = result["worker"]
-                report.units_by_worker[w] = report.units_by_worker.get(w, 0) + 1
-                report.loads_by_worker[w] = max(report.loads_by_worker.get(w, 0), result.get("loads", 0))
-            if role in ("photos", "finalise"):
-                record(unit, result if result is not None else error_record(unit, options, failure))
-                if role == "finalise":
-                    shutil.rmtree(extra, ignore_errors=True)     # the staged segments, now joined
-            elif role == "plan" and (result is None or "error" in result):
-                record(unit, error_record(unit, options, failure if result is None else result["error"]))
-            elif role == "plan":
-                plan: VideoPlan = result["plan"]
-                staging = layout.staging(unit.key, plan.segments[1][0] if plan.split else 0)
-                bar.add_work(frames=(plan.frames or 0) / options.every)
-                segment_futures = []
-                for number, (start, stop) in enumerate(plan.segments):
-                    times, offset = (segment_times(plan.times_ms, start, stop, options.every) if plan.split
-                                     else (None, 0))
-                    segment_futures.append(submit("segment", unit, number, analyse_segment, unit.inputs[0].path,
-                                                  number, start, stop, times, offset, options, str(staging),
-                                                  str(layout.tmp)))
-                light = replace(plan, times_ms=None)
-                submit("finalise", unit, 0, finalise_video, unit, light, options, str(layout.root),
-                       str(staging), *segment_futures, extra=str(staging))
-            elif role == "segment" and result is not None:
-                bar.advance(frames=result["frames"])
-            if on_result is not None:
-                on_result(role, result, client)
+            with held():     # a stop waits until this result is handled
+                future.release()
+                if result is not None and "worker" in result:
+                    w = result["worker"]
+                    report.units_by_worker[w] = report.units_by_worker.get(w, 0) + 1
+                    report.loads_by_worker[w] = max(report.loads_by_worker.get(w, 0), result.get("loads", 0))
+                if role in ("photos", "finalise"):
+                    record(unit, result if result is not None else error_record(unit, options, failure))
+                    if role == "finalise":
+                        shutil.rmtree(extra, ignore_errors=True)     # the staged segments, now joined
+                elif role == "plan" and (result is None or "error" in result):
+                    record(unit, error_record(unit, options, failure if result is None else result["error"]))
+                elif role == "plan":
+                    plan: VideoPlan = result["plan"]
+                    staging = layout.staging(unit.key, plan.segments[1][0] if plan.split else 0)
+                    bar.add_work(frames=(plan.frames or 0) / options.every)
+                    segment_futures = []
+                    for number, (start, stop) in enumerate(plan.segments):
+                        times, offset = (segment_times(plan.times_ms, start, stop, options.every) if plan.split
+                                         else (None, 0))
+                        segment_futures.append(submit("segment", unit, number, analyse_segment, unit.inputs[0].path,
+                                                      number, start, stop, times, offset, options, str(staging),
+                                                      str(layout.tmp)))
+                    light = replace(plan, times_ms=None)
+                    submit("finalise", unit, 0, finalise_video, unit, light, options, str(layout.root),
+                           str(staging), *segment_futures, extra=str(staging))
+                elif role == "segment" and result is not None:
+                    bar.advance(frames=result["frames"])
+                if on_result is not None:
+                    on_result(role, result, client)
     except BaseException:
         client.cancel(list(getattr(flow, "futures", ())))
         _let_running_tasks_end(client, token)
