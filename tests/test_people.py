@@ -242,6 +242,51 @@ def test_track_identity_names_first_then_checks_only_when_the_look_drifts():
     assert ident.distance(np.full(128, 0.01)) == pytest.approx(0.0)  # checks do not move the track's own mean
 
 
+def test_a_doubted_track_is_described_again_after_the_gap_whatever_its_look():
+    from emolens.people.persons import IDENTITY_MIN_GAP, TrackIdentity
+
+    ident = TrackIdentity()
+    for k in range(3):
+        ident.described(np.zeros(128), None, float(k), ident.distance(np.zeros(128)))
+    ident.doubt(10.0)
+    assert ident.doubted and ident.descriptors == 4
+    assert not ident.wants(10.0 + IDENTITY_MIN_GAP / 2)
+    assert ident.wants(10.0 + 1.5 * IDENTITY_MIN_GAP, look=None)     # confirm or clear, even if the look is back
+    ident.described(np.zeros(128), None, 11.0, 0.0)
+    assert not ident.doubted and not ident.wants(12.0, look=None)
+
+
+@pytest.mark.parametrize("far_calls, splits", [((), 0), ((5,), 0), ((5, 7), 0), ((5, 6), 1)])
+def test_one_far_descriptor_does_not_split_a_track_two_in_a_row_do(recognizer, astronaut, tmp_path, monkeypatch,
+                                                                    far_calls, splits):
+    """A face caught badly (a hand over it, a blur) can give one descriptor far from its own: the
+    track is split only when the next check, IDENTITY_MIN_GAP later, is far too."""
+    import emolens.people.persons as persons_module
+    from emolens.testing.clips import Actor, Shot, write_edited_clip
+    from emolens.video.sources import VideoFile
+    from emolens.video.tracking import FaceTracker
+
+    x, y, w, h = recognizer.analyze(astronaut)[0].box
+    crop = astronaut[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
+    path = tmp_path / "still.mp4"
+    write_edited_clip(path, [Shot([Actor(crop, [(0.0, 320, 240, 200), (4.0, 330, 240, 200)])], 4.0, seed=3)],
+                      (640, 480), 25)
+    monkeypatch.setattr(persons_module, "IDENTITY_DRIFT", 1.01)    # every look drifts: a check every gap
+    calls = []
+
+    def describe(image, landmarks):
+        calls.append(len(calls))
+        far = len(calls) - 1 in far_calls
+        return np.full(128, 0.1 if far else 0.0) + 0.001 * len(calls)
+
+    tracker = FaceTracker(recognizer, shots="off", persons=True)
+    tracker._describer = describe
+    with VideoFile(path, prefetch=0) as source:
+        rows = [(r.index, f.track_id) for r in map(tracker.process, source) for f in r.faces]
+    assert len(calls) > 8
+    assert tracker.splits == splits and len({t for _, t in rows}) == 1 + splits, rows
+
+
 def test_a_face_that_takes_over_a_track_without_a_cut_starts_a_new_track_and_person(recognizer, astronaut, tmp_path):
     """Another face in the same place on the same set (no cut the shot detector could see: here it is
     off): the track is split at the change, so no track and no person holds two people."""

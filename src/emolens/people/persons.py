@@ -33,7 +33,7 @@ DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity c
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
 IDENTITY_DRIFT = 0.7        # a track's face looking less like its last described look than this is described again
-IDENTITY_MIN_GAP = 0.5      # seconds: at most this often
+IDENTITY_MIN_GAP = 0.1      # seconds: at most this often (BENCHMARKS.md "Takeovers")
 IDENTITY_SURE = 0.45        # a check this close to the track's own descriptors takes the new look as the reference
 
 
@@ -150,8 +150,11 @@ class TrackIdentity:
     look (its model crop) has drifted from its look when last described (normalised
     correlation ``look`` below ``IDENTITY_DRIFT``), it is described again, at most every
     ``IDENTITY_MIN_GAP`` s; a descriptor farther than the same-person distance from the
-    track's own descriptors means another face took the track over (a cut the shot detector
-    cannot see, same framing and set; a dissolve; two people crossing): the tracker splits it.
+    track's own descriptors puts the track in doubt, and when the next one, at least
+    ``IDENTITY_MIN_GAP`` s later, is far too, another face took the track over (a cut the shot
+    detector cannot see, same framing and set; a dissolve; two people crossing): the tracker
+    splits it. A single far descriptor is often the same face caught badly (a hand over it,
+    a blur, a turn): one near descriptor after it clears the doubt.
     A face whose look stays put costs no descriptor after the first few.
     """
 
@@ -160,9 +163,12 @@ class TrackIdentity:
     last_time: float = field(default=-np.inf)
     own: np.ndarray | None = None        # sum of this track's naming descriptors (the first few)
     template: np.ndarray | None = None   # the face's look (normalised model crop) when last described
+    doubted: bool = False                # the last descriptor lay far from the track's own
 
     def wants(self, timestamp: float, look: float | None = None) -> bool:
         since = timestamp - self.last_time
+        if self.doubted:
+            return since >= IDENTITY_MIN_GAP
         if self.naming and since >= DESCRIPTOR_SPACING:
             return True
         return look is not None and look < IDENTITY_DRIFT and since >= IDENTITY_MIN_GAP
@@ -179,6 +185,12 @@ class TrackIdentity:
         """The next descriptor still names the track (joins its own and its person's mean)."""
         return self.descriptors < DESCRIPTORS_PER_TRACK
 
+    def doubt(self, timestamp: float) -> None:
+        """A descriptor at ``timestamp`` lay far from the track's own: confirm it with the next one."""
+        self.doubted = True
+        self.descriptors += 1
+        self.last_time = timestamp
+
     def described(self, descriptor: np.ndarray, template: np.ndarray | None, timestamp: float,
                   distance: float) -> None:
         """Record a descriptor of this track's face, ``distance`` from its own before (it names the
@@ -192,6 +204,7 @@ class TrackIdentity:
             self.template = template
         self.descriptors += 1
         self.last_time = timestamp
+        self.doubted = False
 
 
 def group_faces(descriptors: list[np.ndarray | None], threshold: float = SAME_PERSON) -> list[int]:

@@ -368,6 +368,9 @@ class FaceTracker:
         self.descriptors += 1
         distance = identity.distance(descriptor)      # inf before the track's first descriptor
         if identity.own is not None and distance >= self.persons.threshold:
+            if not identity.doubted:      # one far descriptor may be the face caught badly: confirm it
+                identity.doubt(timestamp)
+                return
             self._split(track)
             identity, distance = track.identity, float("inf")
         if identity.person is None:
