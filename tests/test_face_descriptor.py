@@ -108,3 +108,29 @@ def test_reader_finds_dlibs_declared_network_in_the_model_file():
     for damaged in (data[:-4], data + b"\x00"):  # cut short; something after the last layer
         with pytest.raises(conv.DlibFormatError):
             conv.read_descriptor_network(damaged)
+
+
+def test_serve_shares_one_descriptor_model_across_threads(faces, monkeypatch):
+    """emolens serve's workers share one descriptor session: calls from several threads at once give
+    what one-by-one calls give, and the model is loaded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import emolens.people.persons as persons_module
+    from emolens.serve.engine import SharedDescriber
+
+    alone = [FaceDescriber(threads=1)(image, landmarks) for image, landmarks in faces]
+    made = []
+
+    class Counted(FaceDescriber):
+        def __init__(self, *args, **kwargs):
+            made.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(persons_module, "FaceDescriber", Counted)
+    shared = SharedDescriber(threads=1)
+    jobs = [faces[k % len(faces)] for k in range(24)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda job: shared(*job), jobs))
+    assert len(made) == 1
+    for k, descriptor in enumerate(together):
+        assert np.linalg.norm(descriptor - alone[k % len(faces)]) < 1e-5

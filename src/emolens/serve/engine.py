@@ -160,20 +160,24 @@ class PooledDetector(FaceDetector):
             self._pool.give(detector)
 
 
-class PooledDescriber:
-    """The face-descriptor model of ``emolens.people.persons``, lent per call like ``PooledDetector``."""
+class SharedDescriber:
+    """The face-descriptor model of ``emolens.people.persons``, one for every worker: made on the
+    first call, then shared (an ONNX Runtime session runs calls from several threads at once, and
+    dlib's chip cut keeps no state), unlike the detectors, which are lent one per call."""
 
     def __init__(self, threads: int | None = None):
-        from emolens.people.persons import FaceDescriber
-
-        self._pool = _Pool(lambda: FaceDescriber(threads=threads))
+        self._threads = threads
+        self._describer = None
+        self._lock = threading.Lock()
 
     def __call__(self, image, landmarks):
-        describer = self._pool.take()
-        try:
-            return describer(image, landmarks)
-        finally:
-            self._pool.give(describer)
+        if self._describer is None:
+            with self._lock:
+                if self._describer is None:
+                    from emolens.people.persons import FaceDescriber
+
+                    self._describer = FaceDescriber(threads=self._threads)
+        return self._describer(image, landmarks)
 
 
 def pin_threads(workers: int) -> int:
@@ -203,7 +207,7 @@ class Engine:
         self.model = EmotionModel(config.model, threads=self.model_threads)
         detector = self.detector(config.detector)  # unknown names fail here, before the landmark model loads
         self.base = Recognizer(detector=detector, model=self.model, detect_side=config.detect_side)
-        self.describer = PooledDescriber(threads=self.model_threads)
+        self.describer = SharedDescriber(threads=self.model_threads)
         self.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="emolens-serve")
         self._local = threading.local()
         self.pending = 0          # analyses queued or running
