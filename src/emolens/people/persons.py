@@ -186,9 +186,9 @@ class TrackIdentity:
         return self.descriptors < DESCRIPTORS_PER_TRACK
 
     def doubt(self, timestamp: float) -> None:
-        """A descriptor at ``timestamp`` lay far from the track's own: confirm it with the next one."""
+        """A descriptor at ``timestamp`` lay far from the track's own: confirm it with the next one
+        (it joins nothing: ``descriptors`` counts those that named or checked the track)."""
         self.doubted = True
-        self.descriptors += 1
         self.last_time = timestamp
 
     def described(self, descriptor: np.ndarray, template: np.ndarray | None, timestamp: float,
