@@ -222,6 +222,35 @@ def test_person_registry_refine_and_errors():
         PersonRegistry(0)
 
 
+def test_a_person_excluded_is_never_joined():
+    reg = PersonRegistry(0.5)
+    a = np.zeros(128)
+    assert reg.assign(a) == 1
+    assert reg.assign(a + 0.001, exclude={1}) == 2        # on screen with person 1: someone else
+    assert reg.assign(a + 0.002, exclude={2}) == 1
+    assert reg.assign(a + 0.003, exclude={1, 2}) == 3
+
+
+def test_two_faces_on_screen_together_are_two_persons_even_when_alike(recognizer, astronaut, tmp_path):
+    """Twins, or one photo twice: descriptors closer than the same-person distance, yet two faces
+    seen on the same frame are two people."""
+    from emolens.testing.clips import Actor, Shot, write_edited_clip
+    from emolens.video.sources import VideoFile
+    from emolens.video.tracking import FaceTracker
+
+    x, y, w, h = recognizer.analyze(astronaut)[0].box
+    crop = astronaut[max(0, y - h // 2):y + h + h // 2, max(0, x - w // 2):x + w + w // 2]
+    path = tmp_path / "twins.mp4"
+    write_edited_clip(path, [Shot([Actor(crop, [(0.0, 170, 240, 180), (2.5, 175, 240, 180)]),
+                                   Actor(crop, [(0.0, 470, 240, 180), (2.5, 465, 240, 180)])], 2.5, seed=4)],
+                      (640, 480), 20)
+    tracker = FaceTracker(recognizer, shots="off", persons=True)
+    with VideoFile(path, prefetch=0) as source:
+        rows = [(f.track_id, f.person) for r in map(tracker.process, source) for f in r.faces]
+    assert len({t for t, _ in rows}) == 2 and tracker.descriptors >= 2, rows
+    assert len({p for _, p in rows if p is not None}) == 2, rows
+
+
 def test_track_identity_names_first_then_checks_only_when_the_look_drifts():
     from emolens.people.persons import DESCRIPTORS_PER_TRACK, IDENTITY_DRIFT, IDENTITY_MIN_GAP, TrackIdentity
 

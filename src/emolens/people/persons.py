@@ -7,7 +7,8 @@ ONNX Runtime runs the same network, converted once to ``weights/dlib_face_descri
 (``tools/dlib_descriptor_to_onnx.py``; descriptors within 1e-3 of dlib's, an order of
 magnitude faster than dlib's own build; model card beside it). Two faces of
 the same person lie closer than ``SAME_PERSON`` (Euclidean distance; dlib's own rule is
-0.6, ours is measured on our clips and photos, BENCHMARKS.md "Persons").
+0.6, ours is measured on our clips and photos, BENCHMARKS.md "Persons"). Faces on screen
+together are never one person.
 
 ``PersonRegistry`` groups descriptors online: each new one joins the nearest person when
 it is close enough (to the mean of that person's descriptors), else starts a new person.
@@ -19,6 +20,7 @@ and a face whose look drifts is described again to check the track still holds o
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,8 @@ import numpy as np
 DESCRIPTOR_MODEL = "dlib_face_descriptor.onnx"   # in emolens/weights; see its model card (.md)
 CHIP_SIZE = 150             # px: the network's input, dlib.get_face_chip's size
 CHIP_PADDING = 0.25         # dlib's default margin around the face in the chip
-SAME_PERSON = 0.55          # see BENCHMARKS.md "Persons"
+SAME_PERSON = 0.5           # joins a face to a person (BENCHMARKS.md "Persons": 0.55 merged people on photos-dev)
+IDENTITY_SPLIT = 0.55       # a track's face this far from its own descriptors is another face (same video: closer)
 DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity checks may add more)
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
@@ -106,18 +109,19 @@ class PersonRegistry:
         self.threshold = float(threshold)
         self.persons: list[Person] = []
 
-    def nearest(self, descriptor: np.ndarray) -> tuple[Person | None, float]:
-        described = [p for p in self.persons if p.total is not None]
+    def nearest(self, descriptor: np.ndarray, exclude: Collection[int] = ()) -> tuple[Person | None, float]:
+        described = [p for p in self.persons if p.total is not None and p.id not in exclude]
         if not described:
             return None, float("inf")
         d = np.linalg.norm(np.stack([p.mean for p in described]) - descriptor[None, :], axis=1)
         k = int(np.argmin(d))
         return described[k], float(d[k])
 
-    def assign(self, descriptor: np.ndarray) -> int:
-        """The id of the person this descriptor belongs to (a new person when none is close enough)."""
+    def assign(self, descriptor: np.ndarray, exclude: Collection[int] = ()) -> int:
+        """The id of the person this descriptor belongs to (a new person when none is close enough);
+        never one of ``exclude`` (the persons of faces on screen with this one: another person)."""
         descriptor = np.asarray(descriptor, dtype=np.float64)
-        person, dist = self.nearest(descriptor)
+        person, dist = self.nearest(descriptor, exclude)
         if person is not None and dist < self.threshold:
             person.add(descriptor)
             return person.id
@@ -150,7 +154,8 @@ class TrackIdentity:
     look (its model crop) has drifted from its look when last described (normalised
     correlation ``look`` below ``IDENTITY_DRIFT``), it is described again, at most every
     ``IDENTITY_MIN_GAP`` s; a descriptor farther than the same-person distance from the
-    track's own descriptors puts the track in doubt, and when the next one, at least
+    track's own descriptors (``IDENTITY_SPLIT``; the same face in one video lies closer than
+    two photos of a person do) puts the track in doubt, and when the next one, at least
     ``IDENTITY_MIN_GAP`` s later, is far too, another face took the track over (a cut the shot
     detector cannot see, same framing and set; a dissolve; two people crossing): the tracker
     splits it. A single far descriptor is often the same face caught badly (a hand over it,

@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity, describable
+from emolens.people.persons import (IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
+                                    describable)
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -352,9 +353,11 @@ class FaceTracker:
             keep_l.append(loc)
         return keep_t, keep_l
 
-    def _identify(self, track: Track, face, crop, image: np.ndarray, timestamp: float) -> None:
+    def _identify(self, track: Track, face, crop, image: np.ndarray, timestamp: float,
+                  together: Iterable[Track] = ()) -> None:
         """Describe the face when its track wants another descriptor; name or refine its person,
-        or split the track when the face is no longer its person (``TrackIdentity``)."""
+        or split the track when the face is no longer its person (``TrackIdentity``). A track is
+        never named after the person of a track ``together`` with it on this frame."""
         if self.persons is None or not describable(face):
             return
         identity = track.identity
@@ -367,14 +370,14 @@ class FaceTracker:
         descriptor = self._describer(to_bgr8(image, self.color) if self.color != "bgr" else image, face.landmarks)
         self.descriptors += 1
         distance = identity.distance(descriptor)      # inf before the track's first descriptor
-        if identity.own is not None and distance >= self.persons.threshold:
+        if identity.own is not None and distance >= max(IDENTITY_SPLIT, self.persons.threshold):
             if not identity.doubted:      # one far descriptor may be the face caught badly: confirm it
                 identity.doubt(timestamp)
                 return
             self._split(track)
             identity, distance = track.identity, float("inf")
         if identity.person is None:
-            identity.person = self.persons.assign(descriptor)
+            identity.person = self.persons.assign(descriptor, {t.identity.person for t in together})
         elif identity.naming:
             self.persons.refine(identity.person, descriptor)
         identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp, distance)
@@ -442,7 +445,8 @@ class FaceTracker:
         out = []
         for k, (track, face, loc) in enumerate(zip(chosen, faces, located)):
             track.last_seen = self.count
-            self._identify(track, face, loc.crop, frame.image, frame.timestamp)   # may split the track
+            self._identify(track, face, loc.crop, frame.image, frame.timestamp,   # may split the track
+                           [t for t in chosen if t is not track])
             raw_s = np.array([face.scores[e] for e in EMOTIONS])
             raw_i = np.array([face.intensity[e] for e in EMOTIONS])
             s = track.scores.update(raw_s, frame.timestamp)
