@@ -231,6 +231,44 @@ def test_a_person_excluded_is_never_joined():
     assert reg.assign(a + 0.003, exclude={1, 2}) == 3
 
 
+def test_move_takes_a_tracks_descriptors_out_of_a_person():
+    reg = PersonRegistry(0.5)
+    a, b = np.zeros(128), np.full(128, 0.02)                   # 0.23 apart: one person by distance
+    reg.assign(a)
+    reg.refine(1, a)
+    reg.refine(1, b)
+    reg.refine(1, b)
+    assert reg.move(1, 2 * b, 2, exclude={1}) == 2             # seen on one frame with person 1
+    assert reg.persons[0].count == 2 and np.allclose(reg.persons[0].mean, a)
+    assert reg.persons[1].count == 2 and np.allclose(reg.persons[1].mean, b)
+    assert reg.move(2, b, 1) == 1                              # never back into its own: the nearest other
+    assert reg.persons[0].count == 3 and reg.persons[1].count == 1
+    assert reg.move(1, b, 1, exclude={2}) == 3                 # the other is excluded: a new person
+
+
+def test_tracks_named_apart_that_meet_on_one_frame_are_separated(recognizer):
+    """Two tracks named while one of them was unseen can share a person; on the frame where both
+    are seen the older keeps it and the other moves out (to a new person here)."""
+    from emolens.people.persons import TrackIdentity
+    from emolens.video.tracking import FaceTracker, Track
+
+    tracker = FaceTracker(recognizer, shots="off", persons=True)
+    d = np.zeros(128)
+    pid = tracker.persons.assign(d)
+    tracks = []
+    for tid in (2, 1):
+        ident = TrackIdentity(person=pid, descriptors=1, own=d.copy())
+        tracks.append(Track(tid, (0, 0, 50, 50), 0.3, identity=ident))
+        if tid == 1:
+            tracker.persons.refine(pid, d)
+    tracker._separate(tracks)
+    older, newer = sorted(tracks, key=lambda t: t.id)
+    assert older.identity.person == pid and newer.identity.person not in (None, pid)
+    assert tracker.persons.persons[pid - 1].count == 1
+    tracker._separate(tracks)                                   # apart now: nothing moves
+    assert (older.identity.person, newer.identity.person) == (pid, newer.identity.person)
+
+
 def test_two_faces_on_screen_together_are_two_persons_even_when_alike(recognizer, astronaut, tmp_path):
     """Twins, or one photo twice: descriptors closer than the same-person distance, yet two faces
     seen on the same frame are two people."""

@@ -127,6 +127,21 @@ class PersonRegistry:
             return person.id
         return self.new_person(descriptor)
 
+    def move(self, person_id: int, descriptors: np.ndarray, count: int, exclude: Collection[int] = ()) -> int:
+        """Take ``count`` descriptors (their sum) out of a person they turned out not to belong to
+        (a face seen on one frame with that person's face) and give them the nearest other person
+        close enough, never one of ``exclude``, or a new one. Returns that person's id."""
+        descriptors = np.asarray(descriptors, dtype=np.float64)
+        old = self.persons[person_id - 1]
+        if old.total is not None and old.count > count:
+            old.total = old.total - descriptors
+            old.count -= count
+        person, dist = self.nearest(descriptors / count, {*exclude, person_id})
+        if person is not None and dist < self.threshold:
+            person.add(descriptors, count)
+            return person.id
+        return self.new_person(descriptors, count)
+
     def new_person(self, descriptors: np.ndarray | None = None, count: int = 1) -> int:
         """A new person: from a descriptor (or the sum of ``count`` of them), or (None) one never
         matched by distance."""

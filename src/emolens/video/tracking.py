@@ -13,8 +13,8 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import (IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
-                                    describable)
+from emolens.people.persons import (DESCRIPTORS_PER_TRACK, IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry,
+                                    TrackIdentity, describable)
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -382,6 +382,24 @@ class FaceTracker:
             self.persons.refine(identity.person, descriptor)
         identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp, distance)
 
+    def _separate(self, tracks: list[Track]) -> None:
+        """Faces on one frame are different people. Tracks named apart (one unseen for a few frames
+        while the other was named) may hold one person when they meet: the older track keeps it,
+        the others move to the nearest other person or a new one (``PersonRegistry.move``)."""
+        if self.persons is None:
+            return
+        on_screen = {t.identity.person for t in tracks if t.identity.person is not None}
+        holders: set[int] = set()
+        for track in sorted(tracks, key=lambda t: t.id):
+            identity = track.identity
+            if identity.person is None:
+                continue
+            if identity.person in holders and identity.own is not None:
+                count = min(identity.descriptors, DESCRIPTORS_PER_TRACK)
+                identity.person = self.persons.move(identity.person, identity.own, count, on_screen)
+                on_screen.add(identity.person)
+            holders.add(identity.person)
+
     def _split(self, track: Track) -> None:
         """Another face took ``track`` over: it goes on under a new id, smoothing and person afresh."""
         self.ended += 1
@@ -442,11 +460,13 @@ class FaceTracker:
             chosen += followed
             located += followed_located
         faces = rec.classify(located)
-        out = []
-        for k, (track, face, loc) in enumerate(zip(chosen, faces, located)):
+        for track, face, loc in zip(chosen, faces, located):
             track.last_seen = self.count
             self._identify(track, face, loc.crop, frame.image, frame.timestamp,   # may split the track
                            [t for t in chosen if t is not track])
+        self._separate(chosen)
+        out = []
+        for k, (track, face) in enumerate(zip(chosen, faces)):
             raw_s = np.array([face.scores[e] for e in EMOTIONS])
             raw_i = np.array([face.intensity[e] for e in EMOTIONS])
             s = track.scores.update(raw_s, frame.timestamp)
