@@ -129,3 +129,21 @@ def test_photo_chunks_change_only_where_a_photo_changes(tmp_path):
     touched = photos[:10] + [BatchInput(photos[10].path, "photo", 10, 2)] + photos[11:]
     assert len(keys - {u.key for u in plan_units(touched, "options", 16)}) == 1      # one chunk redone
     assert not keys & {u.key for u in plan_units(photos, "other options", 16)}       # an option: all redone
+
+
+def test_stitching_never_joins_two_persons_seen_on_one_frame():
+    """A segment's two local persons, alike but on one frame together, stay two global persons,
+    as one run of the tracker keeps them (the segment's rows say which persons met)."""
+    import numpy as np
+
+    from emolens.batch.stitching import VideoStitcher
+
+    d = np.zeros(128)
+    first = {"persons": {"1": [d.tolist(), 1]}, "track_person": {"1": 1}}
+    second = {"persons": {"1": [(d + 0.001).tolist(), 1], "2": [(d + 0.002).tolist(), 1]},
+              "track_person": {"1": 1, "2": 2}}
+    for rows, expected in (([{"frame": 50, "person": 1}, {"frame": 50, "person": 2}], {1: 1, 2: 2}),
+                           ([{"frame": 50, "person": 1}, {"frame": 51, "person": 2}], {1: 1, 2: 1})):
+        stitcher = VideoStitcher("v.mp4", "m", fps=25.0, half_life=0.3, max_missed=5)
+        assert stitcher._person_ids(first, {1: 1}, [{"frame": 0, "person": 1}]) == {1: 1}
+        assert stitcher._person_ids(second, {1: 2, 2: 3}, rows) == expected

@@ -12,7 +12,7 @@ first frame; its rows hold local track and person ids and the model's raw values
 - **Persons.** A segment's person inherits the id of a matched track's person; otherwise its
   face descriptors (their sum, from the segment) are compared with the persons seen so far
   (``emolens.people.persons``, same threshold) and join the nearest close enough, or start a
-  new person.
+  new person — never the person of a face seen on one frame with it.
 - **Shots** are numbered on: a segment that does not start with a cut continues the shot.
 - **Smoothing** is done here, not in the segments: the raw scores of each joined track go
   through the same exponential smoothing as ``emolens video``, so a face crossing a boundary
@@ -64,16 +64,27 @@ class VideoStitcher:
                 self.next_track += 1
         return mapping
 
-    def _person_ids(self, segment: dict, tracks: dict[int, int]) -> dict[int, int]:
+    def _person_ids(self, segment: dict, tracks: dict[int, int], rows: list[dict]) -> dict[int, int]:
         mapping: dict[int, int] = {}
         track_person = {int(t): p for t, p in segment["track_person"].items()}
+        on_frame: dict[int, set] = {}
+        for row in rows:
+            if row["person"] is not None:
+                on_frame.setdefault(row["frame"], set()).add(int(row["person"]))
+        together: dict[int, set] = {}       # local persons seen on one frame with each: other people
+        for persons in on_frame.values():
+            for p in persons:
+                together.setdefault(p, set()).update(persons - {p})
         for local in sorted(int(p) for p in segment["persons"]):
             total, count = segment["persons"][str(local)]
             total = np.asarray(total, dtype=np.float64)
+            exclude = {mapping[q] for q in together.get(local, ()) if q in mapping}
             gid = next((self.track_person[tracks[t]] for t, p in track_person.items()
                         if p == local and tracks.get(t) in self.track_person), None)
+            if gid in exclude:
+                gid = None
             if gid is None:
-                person, distance = self.registry.nearest(total / count)
+                person, distance = self.registry.nearest(total / count, exclude)
                 if person is not None and distance < self.registry.threshold:
                     gid = person.id
             if gid is None:
@@ -89,7 +100,7 @@ class VideoStitcher:
     def add(self, segment: dict, rows: list[dict]) -> list[dict]:
         """The final ``faces/`` rows of one segment (its staged rows, sorted by frame and local track)."""
         tracks = self._track_ids(segment)
-        persons = self._person_ids(segment, tracks)
+        persons = self._person_ids(segment, tracks, rows)
         out = []
         for row in rows:
             gid = tracks[row["track"]]
