@@ -34,7 +34,7 @@ SAME_PERSON = 0.5           # joins a face to a person (BENCHMARKS.md "Persons":
 IDENTITY_SPLIT = 0.55       # a track's face this far from its own descriptors is another face (same video: closer)
 DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity checks may add more)
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
-MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (dlib upsamples a 150-px chip; not measured below 40 px)
+MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (BENCHMARKS.md "Persons": grouping slips below 40)
 IDENTITY_DRIFT = 0.7        # a track's face looking less like its last described look than this is described again
 IDENTITY_MIN_GAP = 0.1      # seconds: at most this often (BENCHMARKS.md "Takeovers")
 IDENTITY_SURE = 0.45        # a check this close to the track's own descriptors takes the new look as the reference
@@ -168,9 +168,9 @@ class TrackIdentity:
     refine the track's person. Besides, a track may not change person: whenever the face's
     look (its model crop) has drifted from its look when last described (normalised
     correlation ``look`` below ``IDENTITY_DRIFT``), it is described again, at most every
-    ``IDENTITY_MIN_GAP`` s; a descriptor farther than the same-person distance from the
-    track's own descriptors (``IDENTITY_SPLIT``; the same face in one video lies closer than
-    two photos of a person do) puts the track in doubt, and when the next one, at least
+    ``IDENTITY_MIN_GAP`` s; a descriptor ``IDENTITY_SPLIT`` or more from the track's own
+    descriptors (wider than the same-person distance: the same face in one video lies closer
+    than two photos of a person do) puts the track in doubt, and when the next one, at least
     ``IDENTITY_MIN_GAP`` s later, is far too, another face took the track over (a cut the shot
     detector cannot see, same framing and set; a dissolve; two people crossing): the tracker
     splits it. A single far descriptor is often the same face caught badly (a hand over it,
