@@ -94,6 +94,31 @@ def grouping_scores(labels: list[str], persons: list[int]) -> dict:
             "pair_precision": both / together if together else 1.0, "pair_recall": both / same if same else 1.0}
 
 
+def pair_distances(desc: list[np.ndarray], labels: list[str]) -> tuple[list[float], list[float]]:
+    """Distances of every pair of descriptors: (same-person pairs, different-person pairs)."""
+    same, diff = [], []
+    for i, j in combinations(range(len(desc)), 2):
+        (same if labels[i] == labels[j] else diff).append(float(np.linalg.norm(desc[i] - desc[j])))
+    return same, diff
+
+
+def spread(values: list[float]) -> str:
+    return " / ".join(f"{x:.3f}" for x in np.percentile(values, [0, 5, 50, 95, 100]))
+
+
+def threshold_table(desc: list[np.ndarray], labels: list[str], thresholds: list[float]) -> str:
+    """The online grouping (``group_faces``) at each threshold against the labels."""
+    from emolens.people.persons import group_faces
+
+    rows = []
+    for t in thresholds:
+        sc = grouping_scores(labels, group_faces(desc, t))
+        rows.append([t, sc["persons"], f"{sc['purity']:.3f}", f"{sc['pair_precision']:.3f}",
+                     f"{sc['pair_recall']:.3f}"])
+    return markdown_table(["threshold", f"persons (true: {len(set(labels))})", "purity", "pair precision",
+                           "pair recall"], rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--faces-multi", type=Path, default=FACES_MULTI)
@@ -104,7 +129,7 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="photos-dev (skipped when missing)")
     args = ap.parse_args()
     pin_threads(2)
-    from emolens.people.persons import FaceDescriber, group_faces
+    from emolens.people.persons import FaceDescriber
 
     picture = args.faces_multi / "images" / "bald_guys.jpg"
     if not picture.is_file():
@@ -115,17 +140,10 @@ def main() -> None:
     print(f"{len(found)} of {len(faces)} labelled faces found with landmarks by the default detector")
     desc = [d for d, _ in found]
     labels = [lab for _, lab in found]
-    same, diff = [], []
-    for i, j in combinations(range(len(desc)), 2):
-        (same if labels[i] == labels[j] else diff).append(float(np.linalg.norm(desc[i] - desc[j])))
-    q = lambda v: " / ".join(f"{x:.3f}" for x in np.percentile(v, [0, 5, 50, 95, 100]))  # noqa: E731
-    print(f"same-person distances (min / 5% / median / 95% / max): {q(same)}")
-    print(f"different-person distances:                         {q(diff)}")
-    rows = []
-    for t in args.thresholds:
-        s = grouping_scores(labels, group_faces(desc, t))
-        rows.append([t, s["persons"], f"{s['purity']:.3f}", f"{s['pair_precision']:.3f}", f"{s['pair_recall']:.3f}"])
-    print(markdown_table(["threshold", "persons (true: 4)", "purity", "pair precision", "pair recall"], rows))
+    same, diff = pair_distances(desc, labels)
+    print(f"same-person distances (min / 5% / median / 95% / max): {spread(same)}")
+    print(f"different-person distances:                         {spread(diff)}")
+    print(threshold_table(desc, labels, args.thresholds))
     chips = [describe.chip(c, lm) for c, lm, _ in faces if lm is not None]
     print(descriptor_cost(chips, args.rounds))
     print(small_faces(faces, describe, args.sizes))
@@ -155,21 +173,13 @@ def photos_dev_persons(folder: Path, describe, thresholds: list[float], sizes: l
     labels = [lab for *_, lab in items]
     counts = {lab: labels.count(lab) for lab in labels}
     desc = [d for _, _, d, _ in items]
-    same, diff = [], []
-    for i, j in combinations(range(len(items)), 2):
-        (same if labels[i] == labels[j] else diff).append(float(np.linalg.norm(desc[i] - desc[j])))
-    q = lambda v: " / ".join(f"{x:.3f}" for x in np.percentile(v, [0, 5, 50, 95, 100]))  # noqa: E731
+    same, diff = pair_distances(desc, labels)
     out = [f"\nphotos-dev: {len(items)} faces found of {len(list(folder.glob('*.jpg')))} photos, {len(counts)} people "
            f"({sum(c > 1 for c in counts.values())} with 2+ photos, {sum(c for c in counts.values() if c > 1)} photos)",
-           f"same-person distances (min / 5% / median / 95% / max): {q(same)} ({len(same)} pairs)",
-           f"different-person distances:                         {q(diff)}; under {SAME_PERSON}: "
-           f"{sum(d < SAME_PERSON for d in diff)} of {len(diff)} pairs"]
-    rows = []
-    for t in thresholds:
-        sc = grouping_scores(labels, group_faces(desc, t))
-        rows.append([t, sc["persons"], f"{sc['purity']:.3f}", f"{sc['pair_precision']:.3f}", f"{sc['pair_recall']:.3f}"])
-    out.append(markdown_table(["threshold", f"persons (true: {len(counts)})", "purity", "pair precision",
-                               "pair recall"], rows))
+           f"same-person distances (min / 5% / median / 95% / max): {spread(same)} ({len(same)} pairs)",
+           f"different-person distances:                         {spread(diff)}; under {SAME_PERSON}: "
+           f"{sum(d < SAME_PERSON for d in diff)} of {len(diff)} pairs",
+           threshold_table(desc, labels, thresholds)]
     rows = []
     for size in sizes:
         small, moved, seen = [], [], {}

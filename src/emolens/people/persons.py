@@ -197,8 +197,13 @@ class TrackIdentity:
         """Distance of a descriptor to the mean of this track's own (inf before the first)."""
         if self.own is None:
             return float("inf")
-        own_mean = self.own / min(self.descriptors, DESCRIPTORS_PER_TRACK)
+        own_mean = self.own / self.own_count
         return float(np.linalg.norm(own_mean - np.asarray(descriptor, dtype=np.float64)))
+
+    @property
+    def own_count(self) -> int:
+        """How many descriptors ``own`` sums (the naming ones)."""
+        return min(self.descriptors, DESCRIPTORS_PER_TRACK)
 
     @property
     def naming(self) -> bool:

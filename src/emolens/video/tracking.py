@@ -13,8 +13,8 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import (DESCRIPTORS_PER_TRACK, IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry,
-                                    TrackIdentity, describable)
+from emolens.people.persons import (IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
+                                    describable)
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -354,10 +354,10 @@ class FaceTracker:
         return keep_t, keep_l
 
     def _identify(self, track: Track, face, crop, image: np.ndarray, timestamp: float,
-                  together: Iterable[Track] = ()) -> None:
+                  on_frame: Iterable[Track] = ()) -> None:
         """Describe the face when its track wants another descriptor; name or refine its person,
         or split the track when the face is no longer its person (``TrackIdentity``). A track is
-        never named after the person of a track ``together`` with it on this frame."""
+        never named after the person of another track ``on_frame`` (the tracks on this frame)."""
         if self.persons is None or not describable(face):
             return
         identity = track.identity
@@ -377,7 +377,7 @@ class FaceTracker:
             self._split(track)
             identity, distance = track.identity, float("inf")
         if identity.person is None:
-            identity.person = self.persons.assign(descriptor, {t.identity.person for t in together})
+            identity.person = self.persons.assign(descriptor, {t.identity.person for t in on_frame if t is not track})
         elif identity.naming:
             self.persons.refine(identity.person, descriptor)
         identity.described(descriptor, _normalized(crop) if face.aligned else None, timestamp, distance)
@@ -395,8 +395,7 @@ class FaceTracker:
             if identity.person is None:
                 continue
             if identity.person in holders and identity.own is not None:
-                count = min(identity.descriptors, DESCRIPTORS_PER_TRACK)
-                identity.person = self.persons.move(identity.person, identity.own, count, on_screen)
+                identity.person = self.persons.move(identity.person, identity.own, identity.own_count, on_screen)
                 on_screen.add(identity.person)
             holders.add(identity.person)
 
@@ -462,8 +461,7 @@ class FaceTracker:
         faces = rec.classify(located)
         for track, face, loc in zip(chosen, faces, located):
             track.last_seen = self.count
-            self._identify(track, face, loc.crop, frame.image, frame.timestamp,   # may split the track
-                           [t for t in chosen if t is not track])
+            self._identify(track, face, loc.crop, frame.image, frame.timestamp, chosen)   # may split the track
         self._separate(chosen)
         out = []
         for k, (track, face) in enumerate(zip(chosen, faces)):
