@@ -388,6 +388,7 @@ def test_recognizer_arguments_are_checked(kwargs, message):
     ({"every": 0}, "every must be an integer from 1 to 1000000 (frames), got 0"),
     ({"detect_every": 0}, "detect_every must be an integer from 1 to 1000"),
     ({"max_missed": -1}, "max_missed must be an integer from 0 to 100000"),
+    ({"same_person": 1.5}, "same_person must be a finite number from 0.2 to 1 (face-descriptor distance"),
 ])
 def test_stream_options_are_checked(recognizer, kwargs, message):
     with pytest.raises(options.OptionError, match=re.escape(message)):
@@ -404,6 +405,8 @@ def test_stream_options_are_checked(recognizer, kwargs, message):
     (["video", "x.mp4", "--max-missed", "-5"], "--max-missed"),
     (["video", "x.mp4", "--detect-side", "8"], "--detect-side"),
     (["video", "x.mp4", "--max-faces", "-1"], "--max-faces"),
+    (["video", "x.mp4", "--same-person", "nan"], "--same-person"),
+    (["batch", "x.mp4", "--out", "o", "--same-person", "0"], "--same-person"),
     (["serve", "--port", "0"], "--port"),
     (["serve", "--max-upload-mb", "inf"], "--max-upload-mb"),
     (["serve", "--ws-max-mb", "-1"], "--ws-max-mb"),

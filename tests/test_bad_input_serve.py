@@ -197,6 +197,7 @@ def test_idle_streams_are_closed_with_a_reason(engine):
     ("max_missed=-1", "max_missed must be an integer from 0 to 100000"),
     ("align=maybe", "align must be true or false, got 'maybe'"),
     ("detector=nope", "detector must be one of"),
+    ("same_person=0.05", "same_person must be a finite number from 0.2 to 1"),
 ])
 def test_bad_stream_options_are_422_naming_the_parameter(engine, query, words):
     client = client_for(engine)
@@ -209,9 +210,16 @@ def test_bad_stream_options_are_422_naming_the_parameter(engine, query, words):
 
 def test_good_stream_options_still_work(engine):
     client = client_for(engine)
-    with client.websocket_connect("/v1/stream?detector=dlib+haar&align=false&half_life=0&detect_every=1") as ws:
+    with client.websocket_connect("/v1/stream?detector=dlib+haar&align=false&half_life=0&detect_every=1&same_person=0.45") as ws:
         ws.send_bytes(jpeg())
         assert ws.receive_json()["faces"] == []
+    from emolens.people.persons import SAME_PERSON
+    from emolens.serve.app import stream_options
+
+    chosen, default = stream_options({"same_person": "0.45"}), stream_options({})
+    assert (chosen["same_person"], default["same_person"]) == (0.45, SAME_PERSON)
+    tracking = {k: v for k, v in chosen.items() if k not in ("detector", "align")}
+    assert engine.tracker(**tracking).persons.threshold == 0.45     # reaches the stream's tracker
 
 
 # -- the real server, bounded: RSS before and after --------------------------------------------------

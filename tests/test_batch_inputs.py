@@ -147,3 +147,25 @@ def test_stitching_never_joins_two_persons_seen_on_one_frame():
         stitcher = VideoStitcher("v.mp4", "m", fps=25.0, half_life=0.3, max_missed=5)
         assert stitcher._person_ids(first, {1: 1}, [{"frame": 0, "person": 1}]) == {1: 1}
         assert stitcher._person_ids(second, {1: 2, 2: 3}, rows) == expected
+
+
+
+def test_same_person_is_an_option_of_the_rows_without_changing_older_keys():
+    import json
+    from dataclasses import asdict
+
+    from emolens import __version__
+    from emolens.batch.settings import AnalysisOptions
+    from emolens.options import OptionError
+    from emolens.people.persons import SAME_PERSON
+
+    default, loose = AnalysisOptions(), AnalysisOptions(same_person=0.6)
+    assert default.same_person == SAME_PERSON
+    assert default.key() != loose.key(), "another distance gives other person ids: the rows are redone"
+    assert loose.tracking_kwargs()["same_person"] == 0.6
+    # The key as computed before the option existed: a batch resumed after the upgrade is not redone.
+    before = {k: v for k, v in asdict(default).items() if k not in ("model", "same_person")}
+    before["emolens"] = __version__
+    assert default.key() == hashlib.blake2b(json.dumps(before, sort_keys=True).encode(), digest_size=8).hexdigest()
+    with pytest.raises(OptionError, match="same_person must be a finite number from 0.2 to 1"):
+        AnalysisOptions(same_person=3.0).resolved()

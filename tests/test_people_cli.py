@@ -43,6 +43,23 @@ def test_predict_group_people_names_the_same_person_across_pictures(tmp_path):
     assert face["frontal"] is True and set(face["pose"]) == {"yaw", "pitch", "roll"}
     plain = json.loads(run("predict", ASTRONAUT, "--json").stdout)
     assert "person" not in plain["faces"][0]          # only asked for with --group-people
+    # The astronaut and Grace Hopper lie 0.69 apart: one person when the user allows 0.75.
+    loose = run("predict", ASTRONAUT, hopper_path(), small, "--group-people", "--same-person", "0.75", "--json")
+    assert loose.exit_code == 0, loose.output
+    assert [[f["person"] for f in json.loads(line)["faces"]] for line in loose.stdout.splitlines()] == [[1], [1], [1]]
+
+
+def test_same_person_is_checked_and_needs_grouping(cut_clip):
+    from emolens.cli import SAME_PERSON_HELP
+    from emolens.people.persons import SAME_PERSON
+
+    assert f"default {SAME_PERSON};" in SAME_PERSON_HELP        # the help states the default in force
+    out_of_range = run("predict", ASTRONAUT, "--group-people", "--same-person", "3")
+    assert out_of_range.exit_code == 2 and "a finite number from 0.2 to 1" in out_of_range.output
+    alone = run("predict", ASTRONAUT, "--same-person", "0.4")
+    assert alone.exit_code == 2 and "add --group-people" in alone.output
+    off = run("video", cut_clip.path, "--no-persons", "--same-person", "0.4")
+    assert off.exit_code == 2 and "--no-persons" in off.output
 
 
 @pytest.mark.skipif(not BALD.is_file(), reason="../shared/datasets/faces-multi is not here")
@@ -100,6 +117,14 @@ def test_video_cuts_end_tracks_and_persons_join_them(cut_clip, tmp_path):
     assert persons[1]["seconds_on_screen"] == pytest.approx(3.0, abs=0.3)
     assert persons[2]["seconds_on_screen"] == pytest.approx(1.5, abs=0.3)
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_video_same_person_sets_how_tracks_join(cut_clip, tmp_path):
+    summary_json = tmp_path / "s.json"
+    result = run("video", cut_clip.path, "--summary-json", summary_json, "--no-progress", "--same-person", "0.75")
+    assert result.exit_code == 0, result.output
+    persons = json.loads(summary_json.read_text())["persons"]
+    assert [p["shots"] for p in persons] == [[0, 1, 2]], "0.75 joins Grace Hopper to the astronaut (0.69 apart)"
 
 
 def test_video_summary_counts_frontal_faces_unless_all_poses(cut_clip, tmp_path):

@@ -30,6 +30,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console()
+# The default is emolens.people.persons.SAME_PERSON (not imported here: it loads OpenCV); a test keeps them equal.
+SAME_PERSON_HELP = ("two faces closer than this face-descriptor distance are one person (default 0.5; "
+                    "lower: fewer people merged, more split; BENCHMARKS.md \"Persons\").")
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -276,6 +279,9 @@ def predict_command(
                                             help="Keep only the N largest faces per picture."),
     group_people: bool = typer.Option(False, "--group-people", help="Give every face a person id, the same for "
                                       "the same person across all the pictures (dlib face descriptors)."),
+    same_person: Optional[float] = typer.Option(None, "--same-person", metavar="DISTANCE",
+                                                callback=_in_range("same_person"),
+                                                help="With --group-people: " + SAME_PERSON_HELP),
 ) -> None:
     """Find faces in pictures and recognise their emotions.
 
@@ -289,6 +295,8 @@ def predict_command(
 
     _refuse_empty(paths, "an input")
     _refuse_empty([annotate], "--annotate")
+    if same_person is not None and not group_people:
+        fail("--same-person sets how people are grouped: add --group-people (or leave --same-person out)")
     _need_stdout()
     inputs = expand_inputs(paths)
     if annotate is not None:   # before the models load: a wrong folder is reported at once
@@ -312,7 +320,7 @@ def predict_command(
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
         for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate),
-                                    group_people=group_people):
+                                    group_people=group_people, same_person=same_person):
             progress.advance(task)
             if result.error is not None:
                 failed += 1
@@ -408,6 +416,8 @@ def video_command(
                               "ends every track, so no track or smoothed score crosses it."),
     persons: bool = typer.Option(True, "--persons/--no-persons", help="Give every track a person id from face "
                                  "descriptors, stable across shots (a few descriptors per track)."),
+    same_person: Optional[float] = typer.Option(None, "--same-person", metavar="DISTANCE",
+                                                callback=_in_range("same_person"), help="Persons: " + SAME_PERSON_HELP),
     all_poses: bool = typer.Option(False, "--all-poses", help="Count every face in the summary and the plot, "
                                    "not only frontal ones (|yaw| <= 30 degrees)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
@@ -434,6 +444,10 @@ def video_command(
 
     if shots not in SHOT_METHODS:
         fail(f"--shots {shown(shots)}: unknown shot-cut detector; choose one of {', '.join(SHOT_METHODS)}")
+    if same_person is not None and not persons:
+        fail("--same-person sets how tracks are grouped into persons, which --no-persons turns off: "
+             "drop one of the two")
+    grouping = {} if same_person is None else {"same_person": same_person}
     for value, flag in ((csv_out, "--csv"), (jsonl_out, "--jsonl"), (out, "--out"), (summary_json, "--summary-json"),
                         (plot, "--plot")):
         _refuse_empty([value], flag)
@@ -479,7 +493,8 @@ def video_command(
             with bar:
                 report = run_video(recognizer, opened, outputs, show=show, on_frame=on_frame, on_start=on_start,
                                    detect_every=detect_every, half_life=half_life, max_missed=max_missed,
-                                   shots=shots, persons=persons, all_poses=all_poses, stop_signals=signals)
+                                   shots=shots, persons=persons, all_poses=all_poses, stop_signals=signals,
+                                   **grouping)
         except VideoError as exc:
             fail(str(exc))
         except KeyboardInterrupt:  # raised by a callback before the first frame
@@ -602,6 +617,9 @@ def batch_command(
                                     help="Smoothing half-life in seconds (0: no smoothing)."),
     max_missed: int = typer.Option(15, "--max-missed", callback=_in_range("max_missed"),
                                    help="Analysed frames a face may go unseen before its track ends."),
+    same_person: Optional[float] = typer.Option(None, "--same-person", metavar="DISTANCE",
+                                                callback=_in_range("same_person"),
+                                                help="Videos: " + SAME_PERSON_HELP),
     segment_seconds: float = typer.Option(60.0, "--segment-seconds", min=0.0, help="Cut videos into segments "
                                           "of about this length that run in parallel (0: never cut)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="tcp://HOST:PORT", help="Run on this "
@@ -632,7 +650,8 @@ def batch_command(
 
     options = AnalysisOptions(detector=detector, align=align, crop=crop, model=None if model is None else str(model),
                               max_faces=max_faces, detect_side=detect_side, every=every, detect_every=detect_every,
-                              half_life=half_life, max_missed=max_missed)
+                              half_life=half_life, max_missed=max_missed,
+                              **({} if same_person is None else {"same_person": same_person}))
     try:
         report = run_batch(paths, out, options, scheduler=scheduler, workers=workers,
                            memory_limit=memory_limit,

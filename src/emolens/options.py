@@ -81,6 +81,8 @@ RANGES: dict[str, Range] = {
     "detect_every": Range(int, 1, 1000, "analysed frames"),
     "half_life": Range(float, 0, 60, "seconds; 0: no smoothing"),
     "max_missed": Range(int, 0, 100_000, "analysed frames"),
+    # persons (emolens video, batch, predict --group-people, WS /v1/stream)
+    "same_person": Range(float, 0.2, 1.0, "face-descriptor distance; lower: fewer merges, more splits"),
     # emolens serve
     "port": Range(int, 1, 65535),
     "workers_threads": Range(int, 1, 64, none="one per core, at most 2"),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from emolens import options
 from emolens.images import IMAGE_SUFFIXES, ImageError, read_image_scaled
 
 GLOB_CHARS = set("*?[")
@@ -55,11 +56,11 @@ class PhotoPersons:
     """Groups the faces of one ``predict`` call into persons (``--group-people``): dlib descriptors
     of every face whose landmarks fit and that is 40 px or more, joined online (``PersonRegistry``)."""
 
-    def __init__(self):
-        from emolens.people.persons import FaceDescriber, PersonRegistry
+    def __init__(self, same_person: float | None = None):
+        from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry
 
         self.describe = FaceDescriber()
-        self.registry = PersonRegistry()
+        self.registry = PersonRegistry(SAME_PERSON if same_person is None else same_person)
 
     def __call__(self, image, faces) -> list:
         from emolens.people.persons import describable
@@ -161,11 +162,13 @@ def write_picture(path: str | Path, picture) -> None:
 
 
 def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
-                  annotate: Path | None = None, group_people: bool = False) -> Iterator[PhotoResult]:
+                  annotate: Path | None = None, group_people: bool = False,
+                  same_person: float | None = None) -> Iterator[PhotoResult]:
     """Analyse each input; yields a ``PhotoResult`` per file (errors included, never raised).
 
     ``group_people``: give every face a person id, the same for the same person across the
-    call's pictures (``PhotoPersons``).
+    call's pictures (``PhotoPersons``); ``same_person``: the face-descriptor distance below which two
+    faces are one person (default ``SAME_PERSON``, 0.5; checked by ``emolens.options``).
 
     ``annotate``: a folder for annotated copies (created if needed; see ``annotation_targets``
     for where they go). An unusable folder, or a copy that would overwrite an input, raises
@@ -174,6 +177,8 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
     from emolens.draw import draw_faces
     from emolens.output_paths import prepare_output_folder
 
+    if same_person is not None:
+        same_person = options.check("same_person", same_person)
     inputs = list(inputs)
     if not all(isinstance(i, tuple) for i in inputs):
         inputs = expand_inputs(inputs)
@@ -181,7 +186,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
     if annotate is not None:
         targets = annotation_targets(inputs, annotate)
         prepare_output_folder(annotate, "annotated pictures")
-    persons = PhotoPersons() if group_people else None
+    persons = PhotoPersons(same_person) if group_people else None
     for path, error in inputs:
         if error is not None:
             yield PhotoResult(path, error=error)

@@ -254,7 +254,8 @@ class Recognizer:
         return self.classify(self.locate(image, color))
 
     def stream(self, source, every: int = 1, realtime: bool = False, detect_every: int | None = None,
-               half_life: float | None = None, max_missed: int | None = None, **more):
+               half_life: float | None = None, max_missed: int | None = None, same_person: float | None = None,
+               **more):
         """Faces and emotions frame by frame in a video file, a camera or a ``emolens.video.FrameSource``.
 
         ``source``: a file path, a camera number (``0``), a ``FrameSource``, or an iterable of
@@ -266,12 +267,14 @@ class Recognizer:
         dropping frames when analysis lags (cameras always do). detect_every: run the face
         detector every N analysed frames and follow faces by their landmarks in between.
         half_life: smoothing half-life in seconds (0: off). max_missed: analysed frames a face
-        may go unseen before its track ends. See ``emolens.video`` for the details.
+        may go unseen before its track ends. same_person: two faces closer than this face-descriptor
+        distance are one person (default ``emolens.people.persons.SAME_PERSON``). See
+        ``emolens.video`` for the details.
         """
         from emolens import video
 
         tuning = {k: v for k, v in (("detect_every", detect_every), ("half_life", half_life),
-                                    ("max_missed", max_missed)) if v is not None}
+                                    ("max_missed", max_missed), ("same_person", same_person)) if v is not None}
         tuning = options.check_all(**tuning)        # every range in one place (emolens.options)
         every = options.check("every", every)
         if not isinstance(source, (str, Path, int, video.FrameSource)) and hasattr(source, "__iter__"):

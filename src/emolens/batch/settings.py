@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from emolens import options as ranges
+from emolens.people.persons import SAME_PERSON
 from emolens.video.tracking import DEFAULT_DETECT_EVERY, DEFAULT_HALF_LIFE, DEFAULT_MAX_MISSED
 
 DEFAULT_SEGMENT_SECONDS = 60.0
@@ -31,6 +32,7 @@ class AnalysisOptions:
     detect_every: int = DEFAULT_DETECT_EVERY
     half_life: float = DEFAULT_HALF_LIFE
     max_missed: int = DEFAULT_MAX_MISSED
+    same_person: float = SAME_PERSON
     model_id: str = ""
 
     def resolved(self) -> "AnalysisOptions":
@@ -41,7 +43,8 @@ class AnalysisOptions:
         from emolens.runtime import ModelError, card_path_for, default_model_path
 
         ranges.check_all(max_faces=self.max_faces, detect_side=self.detect_side, every=self.every,
-                         detect_every=self.detect_every, half_life=self.half_life, max_missed=self.max_missed)
+                         detect_every=self.detect_every, half_life=self.half_life, max_missed=self.max_missed,
+                         same_person=self.same_person)
         detector = self.detector or DEFAULT_DETECTOR
         if detector not in list_detectors():
             raise UnknownDetectorError(f"unknown detector {detector!r}; choose one of: "
@@ -66,6 +69,8 @@ class AnalysisOptions:
 
         values = asdict(self)
         values.pop("model")
+        if values["same_person"] == SAME_PERSON:    # results made before the option existed stay valid
+            values.pop("same_person")
         values["emolens"] = __version__
         return hashlib.blake2b(json.dumps(values, sort_keys=True).encode(), digest_size=8).hexdigest()
 
@@ -80,4 +85,5 @@ class AnalysisOptions:
 
     def tracking_kwargs(self) -> dict:
         """Arguments of ``FaceTracker``, as ``emolens video`` passes them."""
-        return {"detect_every": self.detect_every, "half_life": self.half_life, "max_missed": self.max_missed}
+        return {"detect_every": self.detect_every, "half_life": self.half_life, "max_missed": self.max_missed,
+                "same_person": self.same_person}

@@ -228,7 +228,8 @@ def finalise_video(unit, plan, options, root: str, staging: str, *segments: dict
     layout = Layout(root)
     inp = unit.inputs[0]
     source = source_name(inp.path)
-    stitcher = VideoStitcher(source, options.model_id, plan.fps, options.half_life, options.max_missed)
+    stitcher = VideoStitcher(source, options.model_id, plan.fps, options.half_life, options.max_missed,
+                             options.same_person)
     ready, faces = [], 0
     segments = sorted(segments, key=lambda s: s["number"])
     for segment in segments:

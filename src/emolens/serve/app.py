@@ -122,7 +122,8 @@ DESCRIPTION = """Emotion recognition on faces: the same pipeline as `emolens pre
   shots), the shot number and `cut` (a new shot: every track ended), head pose and `frontal`: the
   tracker of `emolens video`. Frames arriving while one is analysed are dropped (latest frame wins).
   Options as query parameters: `detector`, `align`, `detect_every` (1-1000), `half_life` (0-60 s),
-  `max_missed` (0-100000), `shots` (hash, content, histogram, off), `persons` (true, false); a bad
+  `max_missed` (0-100000), `shots` (hash, content, histogram, off), `persons` (true, false),
+  `same_person` (0.2-1.0, default 0.5: the face-descriptor distance under which two faces are one person); a bad
   value is refused with HTTP 422 naming it. A stream with no message for the server's idle time
   (default 30 s) is closed with code 4408.
 
@@ -311,6 +312,7 @@ def stream_options(query) -> dict:
     align = True if align_text is None else BOOLEAN.get(align_text.strip().lower())
     if align is None:
         raise options.OptionError("align", align_text, "true or false")
+    from emolens.people.persons import SAME_PERSON
     from emolens.people.shots import DEFAULT_SHOT_METHOD, SHOT_METHODS
 
     shots = (query.get("shots") or DEFAULT_SHOT_METHOD).strip().lower()
@@ -324,7 +326,8 @@ def stream_options(query) -> dict:
             "detect_every": options.parse("detect_every", query.get("detect_every"), DEFAULT_DETECT_EVERY),
             "half_life": options.parse("half_life", query.get("half_life"), DEFAULT_HALF_LIFE),
             "max_missed": options.parse("max_missed", query.get("max_missed"), DEFAULT_MAX_MISSED),
-            "shots": shots, "persons": persons}
+            "shots": shots, "persons": persons,
+            "same_person": options.parse("same_person", query.get("same_person"), SAME_PERSON)}
 
 
 async def refuse_websocket(websocket: WebSocket, reason: str) -> None:

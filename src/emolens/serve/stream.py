@@ -43,8 +43,8 @@ many open streams (``--max-streams``), try again later; 4408, no message for
 so idle connections cannot hold the stream slots. Each close carries a reason in words.
 
 Query options: ``detector``, ``align``, ``detect_every``, ``half_life``, ``max_missed``,
-``shots`` (hash, content, histogram or off) and ``persons`` (true or false): ``emolens
-video``'s options of those names, with its defaults and ranges (``emolens.options``). A bad
+``shots`` (hash, content, histogram or off), ``persons`` (true or false) and ``same_person``:
+``emolens video``'s options of those names, with its defaults and ranges (``emolens.options``). A bad
 value is refused before the handshake completes with HTTP 422 and a JSON ``detail`` naming
 the parameter and its range (where the server cannot send that, the stream opens and
 closes at once with 1008 and the same words as the reason); a missing or wrong API key is 401 / 403.

@@ -489,14 +489,15 @@ class FaceTracker:
 def stream(recognizer, source, every: int = 1, realtime: bool = False, detect_every: int = DEFAULT_DETECT_EVERY,
            half_life: float = DEFAULT_HALF_LIFE, max_missed: int = DEFAULT_MAX_MISSED,
            iou_threshold: float = DEFAULT_IOU, color: str = "bgr", shots: str = DEFAULT_SHOT_METHOD,
-           persons: bool = True) -> Iterator[FrameResult]:
+           persons: bool = True, same_person: float = SAME_PERSON) -> Iterator[FrameResult]:
     """Analyse a video file, camera or ``FrameSource`` frame by frame (see ``Recognizer.stream``).
 
     The source is opened here when given as a path or camera number, and closed when
     the iteration ends, fails or is abandoned.
     """
     tracker = FaceTracker(recognizer, detect_every=detect_every, half_life=half_life, max_missed=max_missed,
-                          iou_threshold=iou_threshold, color=color, shots=shots, persons=persons)
+                          iou_threshold=iou_threshold, color=color, shots=shots, persons=persons,
+                          same_person=same_person)
     src = open_source(source, every=every, realtime=realtime)
     try:
         for frame in src:
