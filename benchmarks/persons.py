@@ -15,6 +15,10 @@ Then the same on photos-dev (187 photos, one face each): its file names carry th
 (``Andre_Agassi_0002.jpg``), so 19 people with 2-11 photos each (62 photos) among 125 people
 seen once: a harder test with many more people, at full size and shrunk.
 
+Last, ``emolens predict --group-people`` on every picture of faces-multi, in one call: the group
+photos hold different people, so a person named twice in one picture is a merge; with
+``--collages`` (faces of one picture may be one person) and without (the default).
+
     python benchmarks/persons.py [--faces-multi ../shared/datasets/faces-multi] [--thresholds 0.45 0.5 ...]
                                  [--rounds 3] [--sizes 24 32 40 48 64] [--photos ../shared/datasets/photos-dev]
 """
@@ -151,6 +155,33 @@ def main() -> None:
         print(photos_dev_persons(args.photos / "images", describe, args.thresholds, args.sizes))
     else:
         print(f"\n{args.photos}/images not found: the photos-dev tables are skipped")
+    print(group_photos(args.faces_multi / "images"))
+
+
+def group_photos(folder: Path) -> str:
+    """``predict --group-people`` over faces-multi, with and without ``--collages``: per picture the
+    faces found, described (40 px+, landmarks) and the persons named more than once in it."""
+    from collections import Counter
+
+    from emolens.predict import predict_files
+    from emolens.recognize import Recognizer
+
+    recognizer = Recognizer(threads=2)
+    pictures = sorted(folder.glob("*.jpg"))
+    runs = {collages: list(predict_files(recognizer, pictures, group_people=True, collages=collages))
+            for collages in (True, False)}
+    rows = []
+    for merged, apart in zip(runs[True], runs[False]):
+        twice = [[n for p, n in Counter(x for x in r.persons if x is not None).items() if n > 1] for r in (merged, apart)]
+        rows.append([Path(merged.file).name, len(merged.faces), sum(p is not None for p in merged.persons),
+                     f"{len(twice[0])} ({sum(twice[0])} faces)", f"{len(twice[1])} ({sum(twice[1])} faces)",
+                     len({p for r in runs[True][: len(rows) + 1] for p in r.persons if p is not None}),
+                     len({p for r in runs[False][: len(rows) + 1] for p in r.persons if p is not None})])
+    return ("\nfaces-multi through `predict --group-people` (one call, pictures in name order; bald_guys.jpg is "
+            "a montage of 4 people, 6 photos each, the rest group photos)\n"
+            + markdown_table(["picture", "faces", "described", "persons twice in it, --collages",
+                              "persons twice in it, default", "persons so far, --collages", "persons so far, default"],
+                             rows))
 
 
 def photos_dev_persons(folder: Path, describe, thresholds: list[float], sizes: list[int]) -> str:

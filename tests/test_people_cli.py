@@ -18,6 +18,7 @@ from emolens.testing.clips import Actor, Shot, write_edited_clip
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = ROOT / "examples" / "astronaut.jpg"
 BALD = ROOT.parent / "shared" / "datasets" / "faces-multi" / "images" / "bald_guys.jpg"
+GROUP = BALD.with_name("2008_001009.jpg")       # two women, one behind the other
 LABELS = ROOT / "benchmarks" / "data" / "bald_guys_persons.csv"
 
 
@@ -49,6 +50,26 @@ def test_predict_group_people_names_the_same_person_across_pictures(tmp_path):
     assert [[f["person"] for f in json.loads(line)["faces"]] for line in loose.stdout.splitlines()] == [[1], [1], [1]]
 
 
+def test_faces_of_one_picture_are_different_people_unless_collages(tmp_path):
+    face = cv2.imread(str(ASTRONAUT))[0:300, 80:380]
+    twins = tmp_path / "twins.jpg"
+    cv2.imwrite(str(twins), cv2.hconcat([face, face]))           # one person twice, as a montage would show
+    apart = run("predict", twins, ASTRONAUT, "--group-people", "--json")
+    assert apart.exit_code == 0, apart.output
+    lines = [[f["person"] for f in json.loads(line)["faces"]] for line in apart.stdout.splitlines()]
+    assert sorted(lines[0]) == [1, 2] and lines[1][0] in (1, 2), "two faces in a picture: two people"
+    together = run("predict", twins, ASTRONAUT, "--group-people", "--collages", "--json")
+    assert [[f["person"] for f in json.loads(line)["faces"]] for line in together.stdout.splitlines()] == [[1, 1], [1]]
+    assert "add --group-people" in run("predict", ASTRONAUT, "--collages").output
+
+
+@pytest.mark.skipif(not GROUP.is_file(), reason="../shared/datasets/faces-multi is not here")
+def test_a_real_group_photo_holds_two_people():
+    result = run("predict", GROUP, "--group-people", "--json")      # the two were one person before
+    assert result.exit_code == 0, result.output
+    assert sorted(f["person"] for f in json.loads(result.stdout)["faces"]) == [1, 2]
+
+
 def test_same_person_is_checked_and_needs_grouping(cut_clip):
     from emolens.cli import SAME_PERSON_HELP
     from emolens.people.persons import SAME_PERSON
@@ -64,7 +85,7 @@ def test_same_person_is_checked_and_needs_grouping(cut_clip):
 
 @pytest.mark.skipif(not BALD.is_file(), reason="../shared/datasets/faces-multi is not here")
 def test_predict_group_people_sorts_four_people(tmp_path):
-    result = run("predict", BALD, "--group-people", "--json")
+    result = run("predict", BALD, "--group-people", "--collages", "--json")    # a montage: 6 photos each
     assert result.exit_code == 0, result.output
     faces = json.loads(result.stdout)["faces"]
     rows = [r for r in csv.DictReader(line for line in LABELS.open() if not line.startswith("#"))]

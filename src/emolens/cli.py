@@ -282,6 +282,9 @@ def predict_command(
     same_person: Optional[float] = typer.Option(None, "--same-person", metavar="DISTANCE",
                                                 callback=_in_range("same_person"),
                                                 help="With --group-people: " + SAME_PERSON_HELP),
+    collages: bool = typer.Option(False, "--collages", help="With --group-people: a picture may show one person "
+                                  "several times (montages); by default the faces of one picture are different "
+                                  "people."),
 ) -> None:
     """Find faces in pictures and recognise their emotions.
 
@@ -295,8 +298,9 @@ def predict_command(
 
     _refuse_empty(paths, "an input")
     _refuse_empty([annotate], "--annotate")
-    if same_person is not None and not group_people:
-        fail("--same-person sets how people are grouped: add --group-people (or leave --same-person out)")
+    for given, flag in ((same_person is not None, "--same-person"), (collages, "--collages")):
+        if given and not group_people:
+            fail(f"{flag} sets how people are grouped: add --group-people (or leave {flag} out)")
     _need_stdout()
     inputs = expand_inputs(paths)
     if annotate is not None:   # before the models load: a wrong folder is reported at once
@@ -320,7 +324,7 @@ def predict_command(
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
         for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate),
-                                    group_people=group_people, same_person=same_person):
+                                    group_people=group_people, same_person=same_person, collages=collages):
             progress.advance(task)
             if result.error is not None:
                 failed += 1

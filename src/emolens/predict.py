@@ -18,7 +18,8 @@ JSON Lines shape, one object per input::
         "pose": {"yaw": y, "pitch": p, "roll": r} | null,   # degrees; null: no landmarks that fit
         "frontal": true,                 # |yaw| <= 30: the answer can be trusted (emolens.people.pose)
         "person": 1 | null}]}            # only with --group-people: the same id for the same person
-                                         # across the call's pictures; null: face too small or turned
+                                         # across the call's pictures (never two faces of one picture,
+                                         # unless --collages); null: face too small or turned
 """
 
 from __future__ import annotations
@@ -54,18 +55,33 @@ class PhotoResult:
 
 class PhotoPersons:
     """Groups the faces of one ``predict`` call into persons (``--group-people``): dlib descriptors
-    of every face whose landmarks fit and that is 40 px or more, joined online (``PersonRegistry``)."""
+    of every face whose landmarks fit and that is 40 px or more, joined online (``PersonRegistry``).
 
-    def __init__(self, same_person: float | None = None):
+    The faces of one picture are different people (a group photo), as the faces of one video
+    frame are: the face nearest a known person takes it first, the others the nearest of the
+    rest or a new person. ``collages=True`` lifts that for pictures that show one person
+    several times (montages, contact sheets)."""
+
+    def __init__(self, same_person: float | None = None, collages: bool = False):
         from emolens.people.persons import SAME_PERSON, FaceDescriber, PersonRegistry
 
         self.describe = FaceDescriber()
         self.registry = PersonRegistry(SAME_PERSON if same_person is None else same_person)
+        self.collages = collages
 
     def __call__(self, image, faces) -> list:
         from emolens.people.persons import describable
 
-        return [self.registry.assign(self.describe(image, f.landmarks)) if describable(f) else None for f in faces]
+        descriptors = {i: self.describe(image, f.landmarks) for i, f in enumerate(faces) if describable(f)}
+        if self.collages:
+            return [self.registry.assign(descriptors[i]) if i in descriptors else None for i in range(len(faces))]
+        who: list = [None] * len(faces)
+        near = {i: self.registry.nearest(d)[1] for i, d in descriptors.items()}
+        # closest match first, so a weaker look-alike in the picture cannot take a person's id; then
+        # the new people in the picture's order
+        for i in sorted(descriptors, key=lambda i: (0, near[i]) if near[i] < self.registry.threshold else (1, i)):
+            who[i] = self.registry.assign(descriptors[i], exclude={p for p in who if p is not None})
+        return who
 
 
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
@@ -163,12 +179,14 @@ def write_picture(path: str | Path, picture) -> None:
 
 def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
                   annotate: Path | None = None, group_people: bool = False,
-                  same_person: float | None = None) -> Iterator[PhotoResult]:
+                  same_person: float | None = None, collages: bool = False) -> Iterator[PhotoResult]:
     """Analyse each input; yields a ``PhotoResult`` per file (errors included, never raised).
 
     ``group_people``: give every face a person id, the same for the same person across the
     call's pictures (``PhotoPersons``); ``same_person``: the face-descriptor distance below which two
-    faces are one person (default ``SAME_PERSON``, 0.5; checked by ``emolens.options``).
+    faces are one person (default ``SAME_PERSON``, 0.5; checked by ``emolens.options``). The faces
+    of one picture are different people unless ``collages`` (pictures that show one person
+    several times).
 
     ``annotate``: a folder for annotated copies (created if needed; see ``annotation_targets``
     for where they go). An unusable folder, or a copy that would overwrite an input, raises
@@ -186,7 +204,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
     if annotate is not None:
         targets = annotation_targets(inputs, annotate)
         prepare_output_folder(annotate, "annotated pictures")
-    persons = PhotoPersons(same_person) if group_people else None
+    persons = PhotoPersons(same_person, collages) if group_people else None
     for path, error in inputs:
         if error is not None:
             yield PhotoResult(path, error=error)
