@@ -162,3 +162,11 @@ def test_video_summary_counts_frontal_faces_unless_all_poses(cut_clip, tmp_path)
 def test_video_refuses_an_unknown_shot_detector(cut_clip):
     result = run("video", cut_clip.path, "--shots", "magic")
     assert result.exit_code == 2 and "hash, content, histogram, off" in result.output
+
+
+def test_annotated_pictures_name_the_persons():
+    from emolens.predict import photo_tags
+
+    assert photo_tags(3, None) is None                        # no grouping: draw's own numbering
+    assert photo_tags(3, [2, None, 5]) == ["#1 P2", "#2", "#3 P5"]
+    assert photo_tags(1, [4]) == ["P4"] and photo_tags(1, [None]) == [None]

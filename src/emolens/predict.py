@@ -84,6 +84,15 @@ class PhotoPersons:
         return who
 
 
+def photo_tags(count: int, persons: list | None) -> list | None:
+    """The annotated picture's face labels: the table's face number (``#2``, when there are
+    several), and with ``--group-people`` the person (``#2 P5``; ``P5`` for a lone face)."""
+    if persons is None:
+        return None
+    numbers = [f"#{i + 1}" if count > 1 else "" for i in range(count)]
+    return [" ".join(t for t in (n, "" if p is None else f"P{p}") if t) or None for n, p in zip(numbers, persons)]
+
+
 def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
     """``(path, error)`` per input: folders are searched recursively for pictures, globs expanded.
 
@@ -227,7 +236,7 @@ def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str
         if annotate is not None:
             target = targets[path]
             try:
-                write_picture(target, draw_faces(image, faces))
+                write_picture(target, draw_faces(image, faces, tags=photo_tags(len(faces), who)))
             except OSError as exc:
                 result.error = (f"{path}: could not write the annotated picture {target} "
                                 f"({exc.strerror or exc}); check the folder and the free disk space")
