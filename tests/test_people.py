@@ -328,13 +328,16 @@ def test_a_doubted_track_is_described_again_after_the_gap_whatever_its_look():
     assert not ident.doubted and not ident.wants(12.0, look=None)
 
 
-@pytest.mark.parametrize("far_calls, splits", [((), 0), ((5,), 0), ((5, 7), 0), (range(5, 999), 1), ((5, 6), 2)])
+@pytest.mark.parametrize("far, far_calls, splits", [
+    (0.6, (), 0), (0.6, (5,), 0), (0.6, (5, 7), 0), (0.6, range(5, 999), 1), (0.6, (5, 6), 2),
+    (0.7, (5,), 2), (0.7, range(5, 999), 1)])
 def test_one_far_descriptor_does_not_split_a_track_two_in_a_row_do(recognizer, astronaut, tmp_path, monkeypatch,
-                                                                    far_calls, splits):
+                                                                    far, far_calls, splits):
     """A face caught badly (a hand over it, a blur) can give one descriptor far from its own: the
     track is split only when the next check, IDENTITY_MIN_GAP later, is far too. (5, 6): two far
     descriptors in a row split the track, the new one is named after the far face, and the first
-    face coming back two checks later takes it over again."""
+    face coming back two checks later takes it over again. 0.7 (over IDENTITY_SPLIT_AT_ONCE, as a
+    hard cut to another person): one far descriptor splits at once, and so does the face coming back."""
     import emolens.people.persons as persons_module
     from emolens.testing.clips import Actor, Shot, write_edited_clip
     from emolens.video.sources import VideoFile
@@ -350,8 +353,7 @@ def test_one_far_descriptor_does_not_split_a_track_two_in_a_row_do(recognizer, a
 
     def describe(image, landmarks):
         calls.append(len(calls))
-        far = len(calls) - 1 in far_calls
-        return np.full(128, 0.1 if far else 0.0) + 0.001 * len(calls)
+        return np.full(128, far / np.sqrt(128) if len(calls) - 1 in far_calls else 0.0) + 1e-4 * len(calls)
 
     tracker = FaceTracker(recognizer, shots="off", persons=True)
     tracker._describer = describe

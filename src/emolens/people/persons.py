@@ -32,6 +32,7 @@ CHIP_SIZE = 150             # px: the network's input, dlib.get_face_chip's size
 CHIP_PADDING = 0.25         # dlib's default margin around the face in the chip
 SAME_PERSON = 0.5           # joins a face to a person (BENCHMARKS.md "Persons": 0.55 merged people on photos-dev)
 IDENTITY_SPLIT = 0.55       # a track's face this far from its own descriptors is another face (same video: closer)
+IDENTITY_SPLIT_AT_ONCE = 0.65   # ... and this far, surely: no confirmation (same-track checks measured up to 0.575)
 DESCRIPTORS_PER_TRACK = 3   # descriptors that name a track's person (identity checks may add more)
 DESCRIPTOR_SPACING = 1.0    # seconds between two descriptors of one track
 MIN_DESCRIPTOR_FACE = 40    # px: smaller faces are not described (BENCHMARKS.md "Persons": grouping slips below 40)
@@ -174,7 +175,9 @@ class TrackIdentity:
     ``IDENTITY_MIN_GAP`` s later, is far too, another face took the track over (a cut the shot
     detector cannot see, same framing and set; a dissolve; two people crossing): the tracker
     splits it. A single far descriptor is often the same face caught badly (a hand over it,
-    a blur, a turn): one near descriptor after it clears the doubt.
+    a blur, a turn): one near descriptor after it clears the doubt. One ``IDENTITY_SPLIT_AT_ONCE``
+    or more away splits at once (a hard cut to another person measured 0.72-0.87; bad views of
+    the same face at most 0.575).
     A face whose look stays put costs no descriptor after the first few.
     """
 

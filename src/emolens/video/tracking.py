@@ -13,8 +13,8 @@ import numpy as np
 
 from emolens.emotions import EMOTIONS
 from emolens.images import to_bgr8, to_grey
-from emolens.people.persons import (IDENTITY_SPLIT, SAME_PERSON, FaceDescriber, PersonRegistry, TrackIdentity,
-                                    describable)
+from emolens.people.persons import (IDENTITY_SPLIT, IDENTITY_SPLIT_AT_ONCE, SAME_PERSON, FaceDescriber,
+                                    PersonRegistry, TrackIdentity, describable)
 from emolens.people.pose import HeadPose
 from emolens.people.shots import DEFAULT_SHOT_METHOD, ShotDetector
 from emolens.video.sources import Frame, open_source
@@ -370,8 +370,10 @@ class FaceTracker:
         descriptor = self._describer(to_bgr8(image, self.color) if self.color != "bgr" else image, face.landmarks)
         self.descriptors += 1
         distance = identity.distance(descriptor)      # inf before the track's first descriptor
-        if identity.own is not None and distance >= max(IDENTITY_SPLIT, self.persons.threshold):
-            if not identity.doubted:      # one far descriptor may be the face caught badly: confirm it
+        split_at = max(IDENTITY_SPLIT, self.persons.threshold)
+        if identity.own is not None and distance >= split_at:
+            # one far descriptor may be the face caught badly: confirm it, unless it is very far
+            if not identity.doubted and distance < split_at + IDENTITY_SPLIT_AT_ONCE - IDENTITY_SPLIT:
                 identity.doubt(timestamp)
                 return
             self._split(track)
