@@ -170,3 +170,34 @@ def test_annotated_pictures_name_the_persons():
     assert photo_tags(3, None) is None                        # no grouping: draw's own numbering
     assert photo_tags(3, [2, None, 5]) == ["#1 P2", "#2", "#3 P5"]
     assert photo_tags(1, [4]) == ["P4"] and photo_tags(1, [None]) == [None]
+
+
+def test_group_people_ends_with_a_table_per_person(tmp_path):
+    small = tmp_path / "astronaut-small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(ASTRONAUT)), None, fx=0.6, fy=0.6))
+    result = run("predict", ASTRONAUT, hopper_path(), small, "--group-people")
+    assert result.exit_code == 0, result.output
+    summary = result.stdout[result.stdout.index("people: 2 person(s)"):]
+    rows = {line.split()[0]: line.split() for line in summary.splitlines() if line.strip().startswith("P")}
+    assert rows["P1"][1:3] == ["2", "2"] and rows["P2"][1:3] == ["1", "1"], summary   # pictures, faces
+    assert "people:" not in run("predict", ASTRONAUT).stdout                   # only with --group-people
+
+
+def test_people_tally_counts_frontal_faces_and_unnamed_ones():
+    from types import SimpleNamespace
+
+    from emolens.emotions import EMOTIONS
+    from emolens.predict import PeopleTally, PhotoResult
+
+    def face(top: str, frontal: bool):
+        return SimpleNamespace(frontal=frontal, scores={e: 0.7 if e == top else 0.05 for e in EMOTIONS})
+
+    tally = PeopleTally()
+    tally.add(PhotoResult("a.jpg", faces=[face("happy", True), face("sad", False), face("angry", True)],
+                          persons=[1, 1, None]))
+    tally.add(PhotoResult("b.jpg", faces=[face("sad", False)], persons=[2]))
+    tally.add(PhotoResult("c.jpg", error="c.jpg: not a picture"))
+    one, two = tally.rows()
+    assert (one["person"], one["pictures"], one["faces"], one["counted"], one["dominant"]) == (1, 1, 2, 1, "happy")
+    assert (two["counted"], two["dominant"]) == (1, "sad")          # no frontal face: all of them count
+    assert tally.unnamed == 1

@@ -292,7 +292,7 @@ def predict_command(
     """
     from emolens.faces.detect import UnknownDetectorError
     from emolens.output_paths import OutputPathError, prepare_output_folder
-    from emolens.predict import annotation_targets, expand_inputs, predict_files
+    from emolens.predict import PeopleTally, annotation_targets, expand_inputs, predict_files
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
 
@@ -321,6 +321,7 @@ def predict_command(
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True,
                         disable=not show_progress)
+    tally = PeopleTally() if group_people and not as_json else None
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
         for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate),
@@ -336,6 +337,10 @@ def predict_command(
                 sys.stdout.flush()
             elif result.error is None or result.faces:
                 _print_photo_table(result)
+            if tally is not None:
+                tally.add(result)
+    if tally is not None:
+        _print_people_summary(tally)
     if failed:
         err_console.print(f"{failed} of {len(inputs)} input(s) failed", highlight=False)
         raise typer.Exit(1)
@@ -373,6 +378,30 @@ def _print_photo_table(result) -> None:
         console.print("~ not frontal (|yaw| > 30 degrees or unknown): less reliable", style="dim")
     if result.annotated:
         console.print(f"annotated: {shown(result.annotated)}", style="dim", highlight=False, soft_wrap=True)
+
+
+def _print_people_summary(tally) -> None:
+    """``predict --group-people``'s closing table: per person the pictures, faces and mean scores."""
+    from rich import box
+
+    rows = tally.rows()
+    console.print(f"[bold]people[/]: {len(rows)} person(s)" + (f"; {tally.unnamed} face(s) without a person "
+                  "(under 40 px or no landmarks that fit)" if tally.unnamed else ""), highlight=False, soft_wrap=True)
+    if not rows:
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for name in ("person", "pictures", "faces"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("dominant", style="bold", no_wrap=True)
+    for e in EMOTIONS:
+        table.add_column(SHORT_EMOTION[e], justify="right", no_wrap=True)
+    for r in rows:
+        means = r["mean_scores"]
+        table.add_row(f"P{r['person']}", str(r["pictures"]), str(r["faces"]), f"{r['dominant']} {means[r['dominant']]:.2f}",
+                      *(f"{round(100 * means[e])}" for e in EMOTIONS))
+    console.print(table)
+    console.print("mean scores in % over the person's frontal faces (all its faces when none is frontal)",
+                  style="dim")
 
 
 @app.command("video")

@@ -53,6 +53,38 @@ class PhotoResult:
         return {"file": self.file, "faces": faces, "error": self.error}
 
 
+class PeopleTally:
+    """Per person over a ``predict --group-people`` call: the pictures and faces, and the mean
+    scores of the person's frontal faces (all its faces when none is frontal: a profile-only
+    person still gets a row). ``add`` each ``PhotoResult``; ``rows()`` in person order."""
+
+    def __init__(self):
+        self.faces: dict[int, list] = {}
+        self.pictures: dict[int, set] = {}
+        self.unnamed = 0
+
+    def add(self, result: PhotoResult) -> None:
+        for face, person in zip(result.faces, result.persons or [None] * len(result.faces)):
+            if person is None:
+                self.unnamed += 1
+                continue
+            self.faces.setdefault(person, []).append(face)
+            self.pictures.setdefault(person, set()).add(result.file)
+
+    def rows(self) -> list[dict]:
+        from emolens.emotions import EMOTIONS
+
+        out = []
+        for person in sorted(self.faces):
+            faces = self.faces[person]
+            counted = [f for f in faces if f.frontal] or faces
+            means = {e: sum(f.scores[e] for f in counted) / len(counted) for e in EMOTIONS}
+            out.append({"person": person, "pictures": len(self.pictures[person]), "faces": len(faces),
+                        "counted": len(counted),
+                        "dominant": max(means, key=means.get), "mean_scores": means})
+        return out
+
+
 class PhotoPersons:
     """Groups the faces of one ``predict`` call into persons (``--group-people``): dlib descriptors
     of every face whose landmarks fit and that is 40 px or more, joined online (``PersonRegistry``).
