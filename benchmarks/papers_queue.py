@@ -83,9 +83,8 @@ def queue(runs: Path, bf16: bool, everything: bool = False) -> list[QueuedRun]:
         name = recipe.stem
         epochs = int(tomllib.loads(recipe.read_text())["train"]["epochs"])
         folder = runs / "liu" / name if recipe.parent.name == "liu" else runs / name
-        run = read_run(folder) if folder.is_dir() else None
-        out.append(QueuedRun(name, recipe, folder, epochs, len(run.log) if run is not None and not isinstance(run, str)
-                             else 0))
+        run = read_run(folder)                  # why it is not a run (a str) when it has not started
+        out.append(QueuedRun(name, recipe, folder, epochs, 0 if isinstance(run, str) else len(run.log)))
     if not (bf16 or everything):
         out = [r for r in out if not r.long]
     return sorted(out, key=lambda r: not r.long) if bf16 else out

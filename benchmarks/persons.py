@@ -171,12 +171,16 @@ def group_photos(folder: Path) -> str:
     runs = {collages: list(predict_files(recognizer, pictures, group_people=True, collages=collages))
             for collages in (True, False)}
     rows = []
+    seen = {True: set(), False: set()}           # persons named so far, per run
     for merged, apart in zip(runs[True], runs[False]):
-        twice = [[n for p, n in Counter(x for x in r.persons if x is not None).items() if n > 1] for r in (merged, apart)]
-        rows.append([Path(merged.file).name, len(merged.faces), sum(p is not None for p in merged.persons),
-                     f"{len(twice[0])} ({sum(twice[0])} faces)", f"{len(twice[1])} ({sum(twice[1])} faces)",
-                     len({p for r in runs[True][: len(rows) + 1] for p in r.persons if p is not None}),
-                     len({p for r in runs[False][: len(rows) + 1] for p in r.persons if p is not None})])
+        cells = []
+        for collages, r in ((True, merged), (False, apart)):
+            named = [p for p in r.persons if p is not None]
+            repeated = [n for n in Counter(named).values() if n > 1]
+            cells.append(f"{len(repeated)} ({sum(repeated)} faces)")
+            seen[collages].update(named)
+        rows.append([Path(merged.file).name, len(merged.faces), sum(p is not None for p in merged.persons), *cells,
+                     len(seen[True]), len(seen[False])])
     return ("\nfaces-multi through `predict --group-people` (one call, pictures in name order; bald_guys.jpg is "
             "a montage of 4 people, 6 photos each, the rest group photos)\n"
             + markdown_table(["picture", "faces", "described", "persons twice in it, --collages",
