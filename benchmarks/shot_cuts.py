@@ -16,7 +16,9 @@ and consecutive shots sometimes on the same background (only the people change).
    (must be 0), persons found against people shown, person purity (each face row's person
    against the actor at that place), and the time per frame with descriptors. Then
    "takeovers": one person after another in the same place on one set, by hard cuts and
-   dissolves the cut detector cannot see, with the track identity check on and off.
+   dissolves the cut detector cannot see, with the track identity check on and off; and how
+   far the identity checks lie from the track's own descriptors (the same face on the filmed and
+   edited clips; another person just after a hard cut).
    Last, the filmed clips (one person each) every frame and every 10th: shots, tracks, persons
    and descriptors.
 
@@ -204,6 +206,44 @@ def takeovers(crops, out: Path, rec) -> None:
                           "face rows of the minority person", "persons", "persons with 2+ people"], rows))
 
 
+def identity_distances(rec, edited: list[Path], takeover: Path) -> None:
+    """How far a track's identity checks lie from its own descriptors: on the filmed clips (every frame
+    and every 10th) and the edited clips, where every check is of the same face, and on the hard-cut
+    takeover clip (offset 0), where the first check after each cut is another person's face."""
+    import emolens.people.persons as persons_module
+    from emolens.testing.footage import available_footage
+
+    checks: list[tuple[float, float]] = []          # (time of the frame before, distance)
+    clock = [0.0]
+    plain = persons_module.TrackIdentity.distance
+
+    def recorded(self, descriptor):
+        d = plain(self, descriptor)
+        if self.own is not None:
+            checks.append((clock[0], d))
+        return d
+
+    persons_module.TrackIdentity.distance = recorded
+    try:
+        same = []
+        for path, every in [(p, e) for p in sorted(available_footage().values()) for e in (1, 10)] + \
+                           [(p, 1) for p in edited]:
+            checks.clear()
+            for result in rec.stream(str(path), every=every):
+                pass
+            same += [d for _, d in checks]
+        checks.clear()
+        for result in rec.stream(str(takeover)):
+            clock[0] = result.index / FPS
+        after_cut = [next(d for t, d in checks if t >= start - 1 / FPS - 1e-6) for start in (3.0, 6.0, 9.0)]
+    finally:
+        persons_module.TrackIdentity.distance = plain
+    print(f"\nidentity checks of the same face (filmed clips every 1st and 10th frame, edited clips): {len(same)}, "
+          f"largest {max(same):.3f}, {sum(d >= 0.55 for d in same)} at 0.55+, {sum(d >= 0.65 for d in same)} at 0.65+")
+    print("first check after each hard cut to another person (takeover, offset 0): "
+          + ", ".join(f"{d:.3f}" for d in after_cut))
+
+
 def skipped_thumbnail_cost(paths: list[Path], every: int = 10, rec=None) -> None:
     """What the skipped frames' thumbnails cost at ``--every``: decoding alone (``VideoFile``), and
     with ``rec`` the whole pipeline (``Recognizer.stream``), per analysed frame, with and without them."""
@@ -300,6 +340,7 @@ def main() -> None:
     rec = Recognizer(threads=args.threads)
     skipped_thumbnail_cost(cost_clips, rec=rec)
     takeovers(crops, args.out, rec)
+    identity_distances(rec, [info.path for info, _ in clips], args.out / "takeover_0.0_0.mp4")
     described = count_descriptors()
     rows = []
     for info, shots in clips:

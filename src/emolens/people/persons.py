@@ -176,7 +176,7 @@ class TrackIdentity:
     detector cannot see, same framing and set; a dissolve; two people crossing): the tracker
     splits it. A single far descriptor is often the same face caught badly (a hand over it,
     a blur, a turn): one near descriptor after it clears the doubt. One ``IDENTITY_SPLIT_AT_ONCE``
-    or more away splits at once (a hard cut to another person measured 0.72-0.87; bad views of
+    or more away splits at once (a hard cut to another person measured 0.72-0.86; bad views of
     the same face at most 0.575).
     A face whose look stays put costs no descriptor after the first few.
     """
