@@ -259,8 +259,8 @@ def evaluate_command(
 
 @app.command("predict")
 def predict_command(
-    paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Pictures, folders (searched recursively) or glob patterns "
-                                      "(quote them: 'shots/*.jpg')."),
+    paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Pictures, folders (searched recursively; hidden "
+                                      "files and symlinked folders skipped) or glob patterns (quote them: 'shots/*.jpg')."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON Lines on stdout: one object per input "
                                  '{"file", "faces": [...], "error"}.'),
     annotate: Optional[str] = typer.Option(None, "--annotate", metavar="OUT_DIR",
@@ -628,7 +628,7 @@ def detectors_command() -> None:
 @app.command("batch")
 def batch_command(
     paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Photos and videos: files, folders "
-                                      "(searched recursively), glob patterns (quote them) and manifests (.txt: "
+                                      "(searched recursively; hidden files and symlinked folders skipped), glob patterns (quote them) and manifests (.txt: "
                                       "one path a line; .csv or .parquet: a 'path' column)."),
     out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Results folder: faces/ (Parquet), "
                              "inputs.parquet, summary.csv. Rerunning into it resumes."),

@@ -1,7 +1,8 @@
 """``emolens predict``: pictures in, faces and emotions out (table, JSON Lines, annotated pictures).
 
-Inputs are files, folders (searched recursively for pictures) and glob patterns. Each
-input gives one ``PhotoResult``; a bad file is reported and the batch goes on.
+Inputs are files, folders (searched recursively for pictures) and glob patterns, searched by
+``emolens.file_search`` (hidden names skipped, symlinked folders not entered). Each input gives
+one ``PhotoResult``; a bad file is reported and the batch goes on.
 
 JSON Lines shape, one object per input::
 
@@ -25,16 +26,14 @@ JSON Lines shape, one object per input::
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from emolens import options
+from emolens.file_search import GLOB_CHARS, folder_files, glob_files
 from emolens.images import IMAGE_SUFFIXES, ImageError, read_image_scaled
-
-GLOB_CHARS = set("*?[")
 
 
 @dataclass
@@ -137,14 +136,14 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[str, str | None]]:
         if text == "":   # Path("") is the current folder
             out.append((text, "empty path (an unset shell variable?); pass pictures or folders"))
         elif p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found = folder_files(p, IMAGE_SUFFIXES)
             if not found:
                 out.append((text, f"{text}: folder has no pictures ({', '.join(sorted(IMAGE_SUFFIXES))})"))
             out.extend((f, None) for f in found)
         elif p.exists():
             out.append((text, None))
         elif GLOB_CHARS & set(text):
-            matches = sorted(m for m in glob.glob(os.path.expanduser(text), recursive=True) if Path(m).is_file())
+            matches = glob_files(text)
             if not matches:
                 out.append((text, f"{text}: no file matches this pattern"))
             out.extend((m, None) for m in matches)

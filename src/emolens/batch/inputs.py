@@ -7,14 +7,15 @@ manifest are taken from the manifest's folder; its entries may be files, folders
 A manifest that cannot be read is refused up front (``InputError``); an entry that does not
 exist becomes an input with an error, reported in the results like any bad file.
 
-Paths are made absolute (not resolved through symlinks), so results and resume keys do not
-depend on the folder the command runs from.
+Folders and patterns are searched by ``emolens.file_search``: hidden names (``._IMG.jpg``,
+``.thumbnails/``) are skipped and ``**`` does not enter symlinked folders. Paths are made
+absolute (not resolved through symlinks), so results and resume keys do not depend on the
+folder the command runs from.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import os
 import stat
@@ -22,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from emolens.file_search import GLOB_CHARS, folder_files, glob_files
 from emolens.images import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
                   ".ts", ".mts", ".m2ts", ".ogv", ".mxf", ".dv"}
 MANIFEST_SUFFIXES = {".txt", ".lst", ".csv", ".parquet"}
-GLOB_CHARS = set("*?[")
 
 
 class InputError(ValueError):
@@ -87,7 +88,7 @@ def _stat_input(path: str, kind: str | None = None) -> BatchInput:
 
 def _folder_files(folder: Path) -> list[str]:
     wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    return sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in wanted and f.is_file())
+    return folder_files(folder, wanted)
 
 
 def read_manifest(path: str | Path) -> list[str]:
@@ -143,7 +144,7 @@ def _expand_one(text: str, manifests: bool) -> list[BatchInput]:
             return out
         return [_stat_input(_absolute(text))]
     if GLOB_CHARS & set(text):
-        matches = sorted(m for m in glob.glob(os.path.expanduser(text), recursive=True) if os.path.isfile(m))
+        matches = glob_files(text)
         if not matches:
             return [BatchInput(text, classify(text), error=f"{text}: no file matches this pattern")]
         return [_stat_input(_absolute(m)) for m in matches]

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from emolens.emotions import EMOTIONS, FERPLUS_COLUMNS, FERPLUS_TO_INDEX, canonical_emotion
+from emolens.file_search import folder_files
 
 log = logging.getLogger(__name__)
 
@@ -373,15 +374,15 @@ def load_class_folders(root: str | Path, split: str = "all") -> FaceDataset:
     root = Path(root)
     usage = canonical_split(split)
     base = _split_dir(root, usage)
-    class_dirs = [p for p in sorted(base.iterdir()) if p.is_dir()]
+    class_dirs = [p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     if usage == "all" and any(p.name.lower() in {n.lower() for v in SPLIT_FOLDERS.values() for n in v} for p in class_dirs):
-        class_dirs = [c for d in class_dirs for c in sorted(d.iterdir()) if c.is_dir()]
+        class_dirs = [c for d in class_dirs for c in sorted(d.iterdir()) if c.is_dir() and not c.name.startswith(".")]
     images, labels, skipped = [], [], {}
     unknown: dict[str, int] = {}
     for class_dir in class_dirs:
         label = canonical_emotion(class_dir.name)
         # a folder named like a picture is only a folder (its pictures are found inside it)
-        files = [f for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir()]
+        files = [Path(f) for f in folder_files(class_dir, IMAGE_SUFFIXES, regular_only=False)]
         if label is None:
             unknown[class_dir.name] = unknown.get(class_dir.name, 0) + len(files)
             continue
