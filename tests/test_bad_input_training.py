@@ -183,6 +183,25 @@ def test_export_out_must_be_an_onnx_file(tmp_path, smoke_run):
     assert read_checkpoint(smoke_run / "best.pt")  # not overwritten
 
 
+def test_a_failed_export_leaves_an_earlier_model_of_that_name_as_it_was(tmp_path, smoke_run, monkeypatch):
+    out = tmp_path / "m.onnx"
+    first = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(before) == {"m.onnx", "m.json", "m.md"}
+    import emolens.training.export as export_module
+
+    def fails(*args, **kwargs):
+        raise export_module.ExportError("ONNX and torch outputs differ (made to fail here)")
+
+    monkeypatch.setattr(export_module, "check_parity", fails)   # fails after the new model is written
+    second = runner.invoke(app, ["export", str(smoke_run / "best.pt"), "--out", str(out)])
+    assert second.exit_code == 2
+    one_line_error(second, "differ")
+    # it used to delete m.onnx (the earlier model), leaving its card without it
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before   # no half-written files either
+
+
 def test_checkpoints_of_this_version_load_as_data_only_and_resume(smoke_run, tmp_path):
     """What the running paper run writes (baseline_cnn, AdamW, constant schedule, no EMA) loads with
     weights_only=True, and the run resumes from it with the new loader."""

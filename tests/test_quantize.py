@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 pytest.importorskip("onnxruntime.quantization", reason="quantization needs onnx (the [train] extra)")
@@ -18,9 +20,23 @@ def test_bad_settings_are_clear_errors(tiny_model, tmp_path, kwargs, message):
         quantize_model(tiny_model, tmp_path / "q.onnx", tmp_path / "fer.csv", **kwargs)
 
 
-def test_source_is_never_overwritten_and_must_exist(tiny_model, tmp_path):
-    with pytest.raises(QuantizeError, match="overwrite"):
-        quantize_model(tiny_model, tiny_model, tmp_path / "fer.csv")
+@pytest.mark.parametrize("out, message", [
+    ("m.onnx", "m.onnx: the model would overwrite the input model"),
+    ("m.json", "must be a .onnx file"),       # wrote the int8 model over the source's card, then its own card
+    ("m.ONNX", "m.json: the model card would overwrite the input model card"),   # its card is the source's
+    ("fer.csv", "must be a .onnx file"),
+])
+def test_no_output_lands_on_the_source_model_its_card_or_the_data(tiny_model, tmp_path, out, message):
+    for suffix in (".onnx", ".json"):
+        shutil.copy(tiny_model.with_suffix(suffix), tmp_path / f"m{suffix}")
+    (tmp_path / "fer.csv").write_text("emotion,pixels,Usage\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(QuantizeError, match=message):
+        quantize_model(tmp_path / "m.onnx", tmp_path / out, tmp_path / "fer.csv")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_source_must_exist(tmp_path):
     with pytest.raises(QuantizeError, match="not found"):
         quantize_model(tmp_path / "none.onnx", tmp_path / "q.onnx", tmp_path / "fer.csv")
     assert not (tmp_path / "q.onnx").exists()

@@ -8,7 +8,9 @@ and a symlink to ``a.mp4`` all resolve to one path) or, for files that exist, wh
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -135,3 +137,37 @@ def prepare_output_folder(path: PathLike, what: str) -> Path:
                               "choose a place you can write to") from None
     _probe_folder(p, p, what)
     return p
+
+
+MODEL_FILES = {".onnx": "model", ".json": "model card", ".md": "model card page"}
+
+
+def check_model_output(out: PathLike, inputs: Iterable[tuple[PathLike | None, str]]) -> None:
+    """Raise ``OutputPathError`` unless ``out`` is a ``.onnx`` path whose model, card (``.json``)
+    and card page (``.md``) all land on no input: ``inputs`` are ``(path, what)`` pairs, None skipped
+    (``quantize m.onnx --out m.json`` wrote the quantized model over the source's card)."""
+    out = Path(out)
+    check_output_file(out, "model", {".onnx"})
+    check_distinct([(path, what) for path, what in inputs if path is not None],
+                   [(out if suffix == ".onnx" else out.with_suffix(suffix), what) for suffix, what in MODEL_FILES.items()])
+
+
+def model_inputs(model: PathLike) -> list[tuple[Path, str]]:
+    """An input model's files as ``check_model_output`` inputs: the model, its card and card page."""
+    model = Path(model)
+    return [(model.with_suffix(suffix), f"input {what}") for suffix, what in MODEL_FILES.items()]
+
+
+@contextlib.contextmanager
+def staged_output(path: PathLike):
+    """Yields where to write ``path`` (and files beside it: a model's card) inside a hidden folder
+    next to it; they are moved into place only when the block ends without an error. A failed or
+    interrupted export leaves an earlier file of that name as it was, and no half-written one."""
+    final = Path(path)
+    folder = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    try:
+        yield folder / final.name
+        for staged in sorted(folder.iterdir()):
+            os.replace(staged, final.parent / staged.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,7 @@ from emolens.emotions import EMOTIONS
 from emolens.evaluate import card_measurements
 from emolens.metrics import softmax
 from emolens.model_input import InputSpec
+from emolens.output_paths import OutputPathError, check_model_output, staged_output
 from emolens.runtime import EmotionModel, card_path_for
 from emolens.training.data import load_dataset
 from emolens.training.checkpoint import load_net, non_finite_parameters
@@ -188,15 +189,20 @@ def export_model(checkpoint: str | Path, out: str | Path, data: str | Path | Non
         exported = recipe.get("export")
         weights = exported.get("weights", "float16") if isinstance(exported, dict) else "float16"
     parity_tolerance(weights)  # an unknown storage is refused before anything is written
+    data_cfg = recipe.get("data") if isinstance(recipe.get("data"), dict) else {}
     try:
+        check_model_output(out, [(checkpoint, "checkpoint"), (data or data_cfg.get("path"), "dataset"),
+                                 (data_cfg.get("ferplus"), "FER+ votes file")])
         out.parent.mkdir(parents=True, exist_ok=True)
+    except OutputPathError as exc:
+        raise ExportError(f"--out {exc}") from None
     except OSError as exc:
         raise ExportError(f"--out {out}: cannot create its folder ({exc.strerror or exc}); pick a writable place") from None
-    try:
-        return _export(net, state, recipe, spec, checkpoint, out, data, calibrate, limit, weights)
-    except BaseException:
-        out.unlink(missing_ok=True)  # no model without its card: a failed export leaves nothing behind
-        raise
+    # written beside --out and moved into place at the end: a failed or interrupted export leaves no
+    # model without its card, and an earlier model of that name as it was
+    with staged_output(out) as staged:
+        card = _export(net, state, recipe, spec, checkpoint, staged, data, calibrate, limit, weights)
+    return card
 
 
 def _export(net, state: dict, recipe: dict, spec: InputSpec, checkpoint: Path, out: Path, data, calibrate: bool,

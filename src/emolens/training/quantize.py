@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from emolens.evaluate import card_measurements, fit_to_input, predict_dataset
+from emolens.output_paths import OutputPathError, check_model_output, model_inputs, staged_output
 from emolens.runtime import EmotionModel, ModelError, card_path_for
 from emolens.training.card import card_markdown, latency_ms
 from emolens.training.data import load_dataset
@@ -78,8 +79,10 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
         raise QuantizeError(str(exc)) from None
     if source.card.get("compute") == "int8":
         raise QuantizeError(f"{model}: already quantized (its card says compute int8); pass the float model")
-    if out.resolve() == model.resolve():
-        raise QuantizeError(f"{out}: would overwrite the source model; pass another --out")
+    try:   # --out m.json wrote the int8 model over the source model's card, then the new card
+        check_model_output(out, [*model_inputs(model), (data, "dataset"), (ferplus, "FER+ votes file")])
+    except OutputPathError as exc:
+        raise QuantizeError(f"--out {exc}") from None
     if ranges not in ("percentile", "minmax"):
         raise QuantizeError(f"ranges {ranges!r}: use percentile or minmax")
     if rows < 1:
@@ -103,54 +106,56 @@ def quantize_model(model: str | Path, out: str | Path, data: str | Path, rows: i
             return None if batch is None else {"input": batch}
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    log.info("calibrating %s on %d Training faces of %s", model.name, len(faces), data)
-    root = logging.getLogger()
-    level = root.level
-    # the quantizer prints its progress and logs a pre-processing hint on the root logger (done here
-    # by the ORT folding below); keep both out of emolens' output
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        root.setLevel(logging.ERROR)
-        try:
-            folded = Path(tmp) / "float.onnx"
-            _float_graph(model, folded)
-            method = CalibrationMethod.Percentile if ranges == "percentile" else CalibrationMethod.MinMax
-            quantize_static(str(folded), str(out), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            reduce_range=reduce_range, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, calibrate_method=method,
-                            extra_options={"CalibPercentile": PERCENTILE})
-        finally:
-            root.setLevel(level)
+    # written beside --out and moved into place at the end: a failure leaves an earlier model as it was
+    with staged_output(out) as out:
+        log.info("calibrating %s on %d Training faces of %s", model.name, len(faces), data)
+        root = logging.getLogger()
+        level = root.level
+        # the quantizer prints its progress and logs a pre-processing hint on the root logger (done here
+        # by the ORT folding below); keep both out of emolens' output
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            root.setLevel(logging.ERROR)
+            try:
+                folded = Path(tmp) / "float.onnx"
+                _float_graph(model, folded)
+                method = CalibrationMethod.Percentile if ranges == "percentile" else CalibrationMethod.MinMax
+                quantize_static(str(folded), str(out), Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8, calibrate_method=method,
+                                extra_options={"CalibPercentile": PERCENTILE})
+            finally:
+                root.setLevel(level)
 
-    import onnxruntime as ort
+        import onnxruntime as ort
 
-    card = {k: v for k, v in source.card.items() if k not in ("validation", "calibration", "latency_ms_batch1")}
-    card.update({
-        "name": out.stem, "compute": "int8",
-        "quantization": {
-            "source": model.name, "source_weight_storage": source.card.get("weight_storage"),
-            "format": "QDQ (ONNX Runtime static quantization)",
-            "weights": "int8 per output channel, " + ("7-bit range (reduce_range)" if reduce_range else "full range"),
-            "activations": "uint8, ranges " + (f"at the {PERCENTILE}th percentile" if ranges == "percentile"
-                                               else "from the minimum and maximum"),
-            "calibration": {"data": str(data), "split": train.split, "rows": len(faces), "seed": seed},
-            "ferplus": str(ferplus) if ferplus else None,
-            "quantized": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "onnxruntime_version": ort.__version__,
-        },
-    })
-    card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")  # before loading: it names the labels
-    quantized = EmotionModel(out)
-    val = load_dataset(data, val_split, ferplus, limit=limit)
-    log.info("measuring %s and %s on %d %s faces", out.name, model.name, len(val), val.split)
-    validation, calibration, mine = card_measurements(quantized, val, data)
-    theirs = predict_dataset(source, val.images)
-    validation["source_accuracy"] = (theirs.logits.argmax(1) == val.labels).mean().item()
-    validation["source_top_emotion_differs"] = int((mine.logits.argmax(1) != theirs.logits.argmax(1)).sum())
-    validation["source_max_abs_probability_diff"] = float(np.abs(mine.probabilities - theirs.probabilities).max())
-    card["validation"], card["calibration"] = validation, calibration
-    card["file_size_bytes"] = out.stat().st_size
-    card["latency_ms_batch1"] = latency_ms(quantized, quantized.spec)
-    card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    if {"architecture", "recipe", "training"} <= card.keys():  # a card emolens export wrote
-        out.with_suffix(".md").write_text(card_markdown(card, Path("best.pt")))  # every shipped model: best.pt
-    return card
+        card = {k: v for k, v in source.card.items() if k not in ("validation", "calibration", "latency_ms_batch1")}
+        card.update({
+            "name": out.stem, "compute": "int8",
+            "quantization": {
+                "source": model.name, "source_weight_storage": source.card.get("weight_storage"),
+                "format": "QDQ (ONNX Runtime static quantization)",
+                "weights": "int8 per output channel, " + ("7-bit range (reduce_range)" if reduce_range else "full range"),
+                "activations": "uint8, ranges " + (f"at the {PERCENTILE}th percentile" if ranges == "percentile"
+                                                   else "from the minimum and maximum"),
+                "calibration": {"data": str(data), "split": train.split, "rows": len(faces), "seed": seed},
+                "ferplus": str(ferplus) if ferplus else None,
+                "quantized": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "onnxruntime_version": ort.__version__,
+            },
+        })
+        card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")  # before loading: it names the labels
+        quantized = EmotionModel(out)
+        val = load_dataset(data, val_split, ferplus, limit=limit)
+        log.info("measuring %s and %s on %d %s faces", out.name, model.name, len(val), val.split)
+        validation, calibration, mine = card_measurements(quantized, val, data)
+        theirs = predict_dataset(source, val.images)
+        validation["source_accuracy"] = (theirs.logits.argmax(1) == val.labels).mean().item()
+        validation["source_top_emotion_differs"] = int((mine.logits.argmax(1) != theirs.logits.argmax(1)).sum())
+        validation["source_max_abs_probability_diff"] = float(np.abs(mine.probabilities - theirs.probabilities).max())
+        card["validation"], card["calibration"] = validation, calibration
+        card["file_size_bytes"] = out.stat().st_size
+        card["latency_ms_batch1"] = latency_ms(quantized, quantized.spec)
+        card_path_for(out).write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+        if {"architecture", "recipe", "training"} <= card.keys():  # a card emolens export wrote
+            out.with_suffix(".md").write_text(card_markdown(card, Path("best.pt")))  # every shipped model: best.pt
+        return card
