@@ -26,6 +26,7 @@ $(VENV)/.installed-dev: pyproject.toml src/emolens/testing/footage.py | $(BIN)/p
 	touch $@ $(VENV)/.installed-runtime
 
 demo: $(VENV)/.installed-runtime
+	@rm -f $(OUT)/astronaut.jpg   # the demo's own output: copies written before the "annotated copy" note are not replaced
 	$(BIN)/emolens predict examples/astronaut.jpg --annotate $(OUT)
 	@echo "annotated picture: $(OUT)/astronaut.jpg"
 

@@ -8,6 +8,7 @@ file descriptors run the command in a subprocess, as a user would.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -113,6 +114,58 @@ def test_annotate_elsewhere_still_works(photos, tmp_path, tiny_model):
     result = run("predict", photos, "--annotate", tmp_path / "new" / "deeper", "--model", tiny_model)
     assert result.exit_code == 0, result.output
     assert set(digest(tmp_path / "new" / "deeper")) == {"a.jpg", "b.jpg"}
+
+
+@pytest.mark.parametrize("kind", ["own-picture", "link-to-own-picture"])
+def test_a_file_emolens_did_not_write_is_never_replaced_by_an_annotated_copy(photos, tmp_path, tiny_model, kind):
+    """~/Pictures holds the user's import of the camera card; the card's IMG_0001.jpg, annotated into
+    ~/Pictures, replaced it (a different file of the same name is no input, so no rule stopped it)."""
+    out, mine = tmp_path / "Pictures", tmp_path / "mine.jpg"
+    out.mkdir()
+    shutil.copy(EXAMPLE, mine)
+    with open(mine, "ab") as f:
+        f.write(b"the user's own edit")
+    if kind == "own-picture":
+        shutil.copy(mine, out / "b.jpg")
+    else:
+        os.symlink(mine, out / "b.jpg")
+    before, own = digest(out), digest(tmp_path)
+    result = run("predict", photos, "--annotate", out, "--model", tiny_model)
+    assert result.exit_code == 2
+    line = one_line_error(result.stderr)
+    assert f"{out / 'b.jpg'}: the annotated copy of {photos / 'b.jpg'} would overwrite this file" in line
+    assert "new or empty folder" in line
+    assert digest(out) == before and digest(tmp_path) == own      # nothing written, a.jpg's copy neither
+
+
+def test_a_rerun_replaces_its_own_annotated_copies(photos, tmp_path, tiny_model):
+    from emolens.annotated_files import written_by_emolens
+
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = run("predict", photos, "--annotate", out, "--model", tiny_model)
+        assert result.exit_code == 0, result.output
+    assert set(digest(out)) == {"a.jpg", "b.jpg"}
+    assert all(written_by_emolens(out / name) for name in ("a.jpg", "b.jpg"))
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_the_mark_changes_no_pixel_and_readers_keep_reading(suffix):
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from emolens.annotated_files import marked, written_by_emolens
+
+    picture = cv2.imread(str(EXAMPLE))
+    data = cv2.imencode(suffix, picture)[1].tobytes()
+    plain = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    again = cv2.imdecode(np.frombuffer(marked(data), np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(plain, again)
+    with Image.open(io.BytesIO(marked(data))) as im:
+        im.load()                                    # Pillow checks PNG chunk CRCs
+        assert b"emolens annotated copy" in (im.info.get("comment", b"") + im.info.get("Software", "").encode())
+    assert not written_by_emolens(EXAMPLE)
 
 
 # ---------------------------------------------------------------------------------------

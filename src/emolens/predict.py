@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from emolens import options
+from emolens.annotated_files import marked, written_by_emolens
 from emolens.file_search import GLOB_CHARS, folder_files, glob_files
 from emolens.images import IMAGE_SUFFIXES, ImageError, read_image_scaled
 
@@ -174,11 +175,13 @@ def annotated_path(out_dir: Path, source: str, used: set[str]) -> Path:
 def annotation_targets(inputs: Iterable[tuple[str, str | None]], out_dir: str | Path) -> dict[str, Path]:
     """Where ``predict --annotate OUT_DIR`` writes the annotated copy of each readable input.
 
-    The rule: no annotated copy may land on an input picture, this one or any other
+    The rules: no annotated copy may land on an input picture, this one or any other
     (compared through symlinks, ``./`` spellings and hard links). That happens when
     OUT_DIR is an input folder, or lies inside one and holds pictures of the same names
-    (an earlier run's copies, found again by the recursive search). Raises
-    ``OutputPathError`` naming both paths; nothing has been written then.
+    (an earlier run's copies, found again by the recursive search). And no copy replaces a
+    file emolens did not write (``emolens.annotated_files``): an earlier run's copies are
+    replaced, the user's own picture of that name is not. Raises ``OutputPathError`` naming
+    the paths; nothing has been written then.
     """
     from emolens.output_paths import OutputPathError
 
@@ -201,20 +204,26 @@ def annotation_targets(inputs: Iterable[tuple[str, str | None]], out_dir: str | 
         if other is not None:
             raise OutputPathError(f"{target}: the annotated copy of {path} would overwrite the input picture "
                                   f"{other}; give --annotate a folder outside the input folders")
+        if os.path.lexists(target) and not written_by_emolens(target):
+            raise OutputPathError(f"{target}: the annotated copy of {path} would overwrite this file, which is "
+                                  "not an annotated copy emolens wrote; give --annotate a new or empty folder "
+                                  "(or move the file)")
         targets[path] = target
     return targets
 
 
 def write_picture(path: str | Path, picture) -> None:
-    """Encode a BGR picture by the path's suffix (.jpg, .png) and write it with Python, so any file
-    name works (OpenCV's own file writing crashes on names that are not UTF-8). Raises ``OSError``."""
+    """Encode a BGR picture by the path's suffix (.jpg, .png), marked as emolens's annotated copy,
+    and write it with Python, so any file name works (OpenCV's own file writing crashes on names
+    that are not UTF-8). Raises ``OSError``."""
     import cv2
 
     ok, data = cv2.imencode(Path(path).suffix.lower(), picture)
     if not ok:
         raise OSError(f"OpenCV cannot encode a {Path(path).suffix} picture")
+    data = marked(data.tobytes())   # a rerun may replace it (annotation_targets)
     with open(path, "wb") as f:
-        f.write(data.tobytes())
+        f.write(data)
 
 
 def predict_files(recognizer, inputs: Iterable[str | Path] | list[tuple[str, str | None]],
