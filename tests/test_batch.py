@@ -298,6 +298,25 @@ def test_cli_refuses_a_second_run_into_the_same_folder(tmp_path, archive):
     assert result.exit_code == 2 and "another emolens batch" in result.stderr
 
 
+@pytest.mark.parametrize("theirs", ["summary.csv", "inputs.parquet", "faces"])
+def test_cli_refuses_a_folder_whose_files_it_would_replace(tmp_path, archive, theirs):
+    """--out ~/project held the user's summary.csv (or faces/*.parquet, removed as orphan parts)."""
+    out = tmp_path / "project"
+    (out / "faces").mkdir(parents=True) if theirs == "faces" else out.mkdir()
+    mine = out / ("faces/table.parquet" if theirs == "faces" else theirs)
+    mine.write_bytes(b"the user's own file")
+    (out / "notes.txt").write_text("kept")
+    result = _cli("batch", archive / "broken.jpg", "--out", out)
+    assert result.exit_code == 2, result.output
+    assert f"{out}: holds {theirs}, not written by an emolens batch" in result.stderr
+    assert mine.read_bytes() == b"the user's own file" and not (out / ".emolens").exists()
+    other = tmp_path / "notes"          # a folder with other files only: results go beside them
+    other.mkdir()
+    (other / "notes.txt").write_text("kept")
+    result = _cli("batch", archive / "broken.jpg", "--out", other)
+    assert result.exit_code == 1 and (other / "summary.csv").exists() and (other / "notes.txt").read_text() == "kept"
+
+
 def test_batch_inference_imports_no_torch(archive, tmp_path):
     code = ("import sys; from emolens.batch import tasks, run, segments, stitching; "
             "from emolens.batch.settings import AnalysisOptions; from emolens.batch.plan import Unit; "

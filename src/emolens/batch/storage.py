@@ -52,6 +52,13 @@ class Layout:
     def prepare(self) -> None:
         from emolens.output_paths import OutputPathError, prepare_output_folder
 
+        if self.root.is_dir() and not self.state.exists():     # not an earlier batch's folder
+            # faces/*.parquet without a ledger record are removed, the tables rewritten: never the user's
+            theirs = [p.name for p in (self.faces, self.inputs, self.summary) if os.path.lexists(p)]
+            if theirs:
+                raise OutputError(f"{self.root}: holds {', '.join(theirs)}, not written by an emolens batch (it "
+                                  "has no .emolens/ folder); the batch would replace them: give --out a new or "
+                                  "empty folder")
         try:
             prepare_output_folder(self.root, "batch results")
         except OutputPathError as exc:
