@@ -243,6 +243,29 @@ def test_resuming_into_a_run_of_another_net_is_refused(tmp_path, smoke_run):
     one_line_error(result, "last.pt", "this run trained baseline_cnn", "asks for emonet", "--no-resume")
 
 
+def test_a_folder_holding_files_no_run_wrote_is_refused(tmp_path):
+    out = tmp_path / "analysis"
+    out.mkdir()
+    (out / "curves.png").write_bytes(b"the user's own plot")
+    result = train(smoke_recipe(tmp_path), out, tmp_path / "missing.csv")
+    assert result.exit_code == 2
+    one_line_error(result, "holds curves.png, not written by emolens train", "new or empty folder")
+    assert (out / "curves.png").read_bytes() == b"the user's own plot" and not (out / "recipe.json").exists()
+
+
+def test_no_resume_starts_a_new_log_instead_of_appending_to_the_old_runs(tmp_path, fer):
+    out = tmp_path / "run"
+    recipe = smoke_recipe(tmp_path, "swa_epochs = 1")
+    assert train(recipe, out, fer, 1, "--keep-epochs").exit_code == 0
+    assert (out / "swa.json").exists() and (out / "epochs" / "e001.pt").exists()
+    result = train(recipe, out, fer, 2, "--no-resume")
+    assert result.exit_code == 0, result.output
+    epochs = [json.loads(line)["epoch"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]                          # was [1, 1, 2]: the old run's line stayed
+    assert not (out / "epochs").exists()             # the old run's kept epochs would mix into averages
+    assert json.loads((out / "swa.json").read_text())["epoch"] == 2   # the new run's average
+
+
 def test_a_corrupt_last_pt_is_refused(tmp_path, smoke_run):
     out = tmp_path / "run"
     out.mkdir()

@@ -4,7 +4,9 @@ A run folder holds ``recipe.toml``-equivalent ``recipe.json``, ``log.jsonl`` (on
 epoch), ``last.pt`` (resumable: model, EMA, optimizer, scheduler, RNG, history),
 ``best.pt`` (best PublicTest accuracy) and ``curves.png``; with ``swa_epochs`` also
 ``swa.pt`` and ``swa.json`` (the weight average of the last epochs, and its scores). Rerunning
-the same command resumes from ``last.pt``.
+the same command resumes from ``last.pt``; a run that starts afresh (``--no-resume``) first
+clears the earlier run's log and averages, and refuses a folder holding files of these names
+that no run wrote (``start_afresh``).
 
 What can be known up front is checked before any data loads (the run folder, the teachers, a
 ``last.pt`` to resume from and whether it is a run of the same net); a loss that stops being
@@ -17,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -164,6 +167,37 @@ def prepare_run_folder(out: Path) -> None:
         raise ValueError(f"--out {out}: the run folder is not writable; pick a writable place")
 
 
+RUN_FILES = ("recipe.json", "log.jsonl", "last.pt", "best.pt", "curves.png", "swa.pt", "swa.json", "epochs")
+
+
+def _is_run_folder(out: Path) -> bool:
+    """``out`` holds a run emolens train wrote: its last.pt, or its recipe.json (a run stopped
+    before its first epoch ended)."""
+    if (out / "last.pt").is_file():
+        return True
+    try:
+        recipe = json.loads((out / "recipe.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(recipe, dict) and {"net", "train"} <= recipe.keys()
+
+
+def start_afresh(out: Path) -> None:
+    """Before a run starts from epoch 1 in ``out``: refuse (``ValueError``) a folder holding files
+    of a run's names that no run wrote (the user's own curves.png or log.jsonl); in an earlier
+    run's folder (``--no-resume``) remove its log, weight averages and kept epochs, which the new
+    run's would otherwise be appended to or mixed with."""
+    present = [name for name in RUN_FILES if os.path.lexists(out / name)]
+    if not present:
+        return
+    if not _is_run_folder(out):
+        raise ValueError(f"--out {out}: holds {', '.join(present)}, not written by emolens train (no last.pt or "
+                         "recipe.json of a run); training would replace them: give --out a new or empty folder")
+    for name in ("log.jsonl", "swa.pt", "swa.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "epochs", ignore_errors=True)
+
+
 def _same_args(a, b) -> bool:
     """Net arguments equal up to TOML lists against tuples."""
     norm = lambda v: tuple(norm(x) for x in v) if isinstance(v, (list, tuple)) else v  # noqa: E731
@@ -217,6 +251,8 @@ def train(recipe: Recipe, out_dir: str | Path, resume: bool = True, progress: bo
         raise ValueError(f"swa_epochs = {t.swa_epochs} must be between 0 and epochs ({t.epochs})")
     last = out / "last.pt"
     state = resume_state(last, recipe) if resume and last.exists() else None
+    if state is None:
+        start_afresh(out)
     online = OnlineTeacher.from_checkpoints(t.teacher, t.teacher_temperature, bf16) if distil and t.teacher_online else None
     t0 = time.time()
     train_ds = load_split(recipe, recipe.data.train_split, recipe.data.limit)
