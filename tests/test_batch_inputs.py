@@ -7,6 +7,7 @@ MP4 and a variable-rate MJPEG AVI, long enough (12 s) that segments start with a
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
@@ -113,6 +114,21 @@ def test_manifests_text_csv_and_parquet(tmp_path, faces):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 broken")
     with pytest.raises(InputError, match="bad.parquet"):
         read_manifest(tmp_path / "bad.parquet")
+
+
+@pytest.mark.timeout(20)
+def test_a_manifest_that_is_no_list_of_paths_is_refused_in_bounded_memory(tmp_path):
+    os.symlink("/dev/zero", tmp_path / "zero.txt")        # read line by line, it never ended
+    os.mkfifo(tmp_path / "pipe.txt")                      # opening it blocked for ever
+    for name in ("zero.txt", "pipe.txt"):
+        with pytest.raises(InputError, match=f"{name}: the manifest is not a regular file"):
+            read_manifest(tmp_path / name)
+    (tmp_path / "binary.txt").write_bytes(b"\x00" * 10_000 + b"\nok.jpg\n")
+    with pytest.raises(InputError, match="line 1 is longer than 4096 characters"):
+        read_manifest(tmp_path / "binary.txt")
+    longest = "a" * 4092 + ".jpg"                          # a path as long as Linux allows is still one
+    (tmp_path / "long.txt").write_text(longest + "\r\n")
+    assert read_manifest(tmp_path / "long.txt") == [str(tmp_path / longest)]
 
 
 def test_photo_chunks_change_only_where_a_photo_changes(tmp_path):

@@ -29,6 +29,7 @@ from emolens.images import IMAGE_SUFFIXES
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
                   ".ts", ".mts", ".m2ts", ".ogv", ".mxf", ".dv"}
 MANIFEST_SUFFIXES = {".txt", ".lst", ".csv", ".parquet"}
+LONGEST_PATH = 4096          # Linux's PATH_MAX: a longer manifest line is not a path
 
 
 class InputError(ValueError):
@@ -96,6 +97,9 @@ def read_manifest(path: str | Path) -> list[str]:
     p = Path(path)
     suffix = p.suffix.lower()
     try:
+        if not stat.S_ISREG(os.stat(p).st_mode):    # a pipe would block, /dev/zero never end
+            raise InputError(f"{p}: the manifest is not a regular file (a device, pipe or socket); "
+                             "write the list of paths to a file and pass that")
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -112,8 +116,14 @@ def read_manifest(path: str | Path) -> list[str]:
                                      "line with a column named path")
                 entries = [row["path"].strip() for row in reader if (row.get("path") or "").strip()]
         else:
+            entries = []
             with open(p, encoding="utf-8", errors="surrogateescape") as f:
-                entries = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+                for number, line in enumerate(iter(lambda: f.readline(LONGEST_PATH + 2), ""), 1):
+                    if len(line.rstrip("\r\n")) > LONGEST_PATH:     # not one path a line: a binary file named .txt
+                        raise InputError(f"{p}: line {number} is longer than {LONGEST_PATH} characters, so this is "
+                                         "not a list of paths (one a line); check the file")
+                    if line.strip() and not line.lstrip().startswith("#"):
+                        entries.append(line.strip())
     except InputError:
         raise
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
