@@ -628,8 +628,9 @@ def detectors_command() -> None:
 @app.command("batch")
 def batch_command(
     paths: list[str] = typer.Argument(..., metavar="INPUTS", help="Photos and videos: files, folders "
-                                      "(searched recursively; hidden files and symlinked folders skipped), glob patterns (quote them) and manifests (.txt: "
-                                      "one path a line; .csv or .parquet: a 'path' column)."),
+                                      "(searched recursively; hidden files and symlinked folders skipped), glob "
+                                      "patterns (quote them) and manifests (.txt: one path a line; .csv or .parquet: "
+                                      "a 'path' column)."),
     out: str = typer.Option(..., "--out", "-o", metavar="DIR", help="Results folder: faces/ (Parquet), "
                              "inputs.parquet, summary.csv. Rerunning into it resumes."),
     detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Face detector backend "
