@@ -1,18 +1,28 @@
 """The paper runs still to train (issue 28), in the order this machine should train them, one at a time.
 
     python benchmarks/papers_queue.py                 # each run: status and command, in queue order
-    python benchmarks/papers_queue.py --run [--wait]  # train every unfinished run in turn (resumes)
+    python benchmarks/papers_queue.py --run [--wait]  # train every unfinished run in turn (resumes),
+                                                      # exporting each finished one
 
 Every recipe of ``recipes/papers/`` (and ``liu/``) is a run in ``runs/papers/NAME`` (Liu's cells
 in ``runs/papers/liu/NAME``), as the "Papers reproduced" table's commands say. Where the CPU has
 avx512_bf16 the 50-epoch runs come first (1.2-3.5 h each in bf16, about 4x that in fp32), then
 the 15-epoch ones; without bf16 only the 15-epoch ones are queued (``--all`` queues the long ones
-too). A run is done when its ``log.jsonl`` holds as many epochs as its recipe asks.
+too); ``--short`` queues only those even with bf16. A run is done when its ``log.jsonl`` holds as
+many epochs as its recipe asks, or when its full log is committed as
+``docs/training-log-NAME.jsonl`` (``runs/`` does not survive a new machine; the committed log does,
+and ``benchmarks/papers_table.py`` reads it too).
 
 ``--run`` trains each unfinished run in queue order with ``nice -n 10 emolens train --recipe R
 --out OUT`` (resuming from ``OUT/last.pt``), its output appended to ``OUT.log``; Ctrl-C stops the
 run in hand (the epochs done are kept) and the queue. One heavy job at a time: it will not start
 while another ``emolens train`` runs, unless ``--wait`` (then it waits for that one to end).
+
+A finished run without an exported model is exported next, before any other training (unless
+``--no-export``): ``benchmarks/leaderboard.py OUT`` (best.pt to ``OUT/NAME.onnx`` with its card,
+measured on PublicTest), with ``--weights float32`` when float16 weights move the outputs past the
+export's bound; its output goes to ``OUT.log`` too. So a session that ends between the two loses
+nothing: the next ``--run`` exports first.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO
-from papers_table import LIU_CELLS, PAPERS, read_run
+from papers_table import DOCS, LIU_CELLS, PAPERS, read_run, recorded_run
 
 RECIPES = REPO / "recipes" / "papers"
 LONG_EPOCHS = 20        # more epochs than this: a run for a bf16 machine
@@ -40,17 +50,31 @@ class QueuedRun:
     out: Path
     epochs: int
     done: int            # epochs in its log.jsonl
+    recorded: int = 0    # epochs in docs/training-log-NAME.jsonl (committed when it finished elsewhere)
 
     @property
     def finished(self) -> bool:
+        return self.trained or self.recorded >= self.epochs
+
+    @property
+    def trained(self) -> bool:
+        """Finished in its run folder on this machine (so it can be exported)."""
         return self.done >= self.epochs
 
     @property
     def long(self) -> bool:
         return self.epochs > LONG_EPOCHS
 
+    @property
+    def exported(self) -> bool:
+        return any(self.out.glob("*.onnx"))
+
     def status(self) -> str:
-        return "done" if self.finished else f"{self.done} of {self.epochs} epochs" if self.done else "not started"
+        if self.trained:
+            return "done, exported" if self.exported else "done, not exported"
+        if self.finished:
+            return "done, log in docs/"
+        return f"{self.done} of {self.epochs} epochs" if self.done else "not started"
 
     def command(self) -> list[str]:
         return ["emolens", "train", "--recipe", shown(self.recipe), "--out", shown(self.out)]
@@ -76,16 +100,21 @@ def recipe_order() -> list[Path]:
     return [found[n] for n in names]
 
 
-def queue(runs: Path, bf16: bool, everything: bool = False) -> list[QueuedRun]:
-    """The paper runs in training order for this machine, finished ones included (``status``)."""
+def queue(runs: Path, bf16: bool, everything: bool = False, short: bool = False,
+          docs: Path | None = DOCS) -> list[QueuedRun]:
+    """The paper runs in training order for this machine, finished ones included (``status``):
+    only the short ones without bf16 (unless ``everything``) or with ``short``. A run whose full log
+    is committed in ``docs`` is finished though this machine has no run folder of it."""
     out = []
     for recipe in recipe_order():
         name = recipe.stem
         epochs = int(tomllib.loads(recipe.read_text())["train"]["epochs"])
         folder = runs / "liu" / name if recipe.parent.name == "liu" else runs / name
         run = read_run(folder)                  # why it is not a run (a str) when it has not started
-        out.append(QueuedRun(name, recipe, folder, epochs, 0 if isinstance(run, str) else len(run.log)))
-    if not (bf16 or everything):
+        recorded = recorded_run(name, docs) if docs is not None else None
+        out.append(QueuedRun(name, recipe, folder, epochs, 0 if isinstance(run, str) else len(run.log),
+                             len(recorded.log) if recorded else 0))
+    if short or not (bf16 or everything):
         out = [r for r in out if not r.long]
     return sorted(out, key=lambda r: not r.long) if bf16 else out
 
@@ -119,22 +148,43 @@ def train(run: QueuedRun) -> int:
         return subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def export(run: QueuedRun) -> int:
+    """``benchmarks/leaderboard.py OUT`` at low priority (float32 weights when float16 is refused),
+    output appended to ``OUT.log``; the last exit code."""
+    with open(run.out.with_name(run.out.name + ".log"), "a") as log:
+        for weights in ([], ["--weights", "float32"]):
+            argv = ["nice", "-n", "10", sys.executable, str(REPO / "benchmarks" / "leaderboard.py"), str(run.out),
+                    *weights]
+            log.write(f"$ {' '.join(argv[3:])}\n")
+            log.flush()
+            code = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+            if code == 0:
+                break
+    return code
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=Path, default=REPO / "runs" / "papers", help="run folders (default runs/papers)")
     ap.add_argument("--run", action="store_true", help="train the unfinished runs in turn")
     ap.add_argument("--wait", action="store_true", help="with --run: wait for another emolens train to end first")
     ap.add_argument("--all", action="store_true", help="queue the 50-epoch runs without bf16 too")
+    ap.add_argument("--short", action="store_true",
+                    help="only the 15-epoch runs, even with bf16 (a session too short for a 50-epoch run)")
+    ap.add_argument("--no-export", dest="export", action="store_false",
+                    help="with --run: do not export finished runs (benchmarks/leaderboard.py)")
     args = ap.parse_args()
     bf16 = has_bf16()
-    runs = queue(args.runs, bf16, args.all)
+    runs = queue(args.runs, bf16, args.all, args.short, DOCS)
     print(f"CPU {'with' if bf16 else 'without'} avx512_bf16: "
-          + ("50-epoch runs first" if bf16 else "15-epoch runs only" + (" (and, --all, the long ones)" if args.all else "")))
+          + ("15-epoch runs only (--short)" if args.short else "50-epoch runs first" if bf16
+             else "15-epoch runs only" + (" (and, --all, the long ones)" if args.all else "")))
     for r in runs:
         print(f"  {r.name:34} {r.status():20} {' '.join(r.command())}")
     todo = [r for r in runs if not r.finished]
     if not args.run:
-        print(f"{len(todo)} to train; --run trains them in this order")
+        unexported = sum(r.trained and not r.exported for r in runs)
+        print(f"{len(todo)} to train, {unexported} to export; --run trains them in this order and exports each")
         return
     while (busy := other_training()):
         if not args.wait:
@@ -142,7 +192,18 @@ def main() -> None:
                              "a time; pass --wait to start when it ends")
         time.sleep(30)
     trained: set[str] = set()
-    while todo := [r for r in queue(args.runs, bf16, args.all) if not r.finished]:   # fresh: a run may have ended
+    exported: set[str] = set()
+    while True:
+        runs = queue(args.runs, bf16, args.all, args.short, DOCS)  # fresh: a run may have ended
+        if args.export and (ready := [r for r in runs if r.trained and not r.exported and r.name not in exported]):
+            r = ready[0]
+            exported.add(r.name)
+            print(f"exporting {r.name}, log {shown(r.out)}.log", flush=True)
+            if export(r) != 0:
+                print(f"{r.name}: the export failed; see {shown(r.out)}.log (the queue goes on)", flush=True)
+            continue
+        if not (todo := [r for r in runs if not r.finished]):
+            break
         r = todo[0]
         if r.name in trained:
             raise SystemExit(f"{r.name}: emolens train ended before its last epoch; see {shown(r.out)}.log")

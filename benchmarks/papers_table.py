@@ -27,12 +27,14 @@ import argparse
 import json
 import shutil
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import REPO, markdown_table
 
 RECIPES = REPO / "recipes" / "papers"
+DOCS = REPO / "docs"
 SHIPPED = REPO / "src" / "emolens" / "weights" / "emolens-default.json"
 
 
@@ -87,6 +89,7 @@ class Run:
     planned: int
     log: list[dict] = field(default_factory=list)
     card: dict | None = None  # an exported model's card, newer than best.pt
+    recorded: bool = False    # read from docs/training-log-<name>.jsonl, not a run folder
 
     @property
     def done(self) -> bool:
@@ -106,7 +109,10 @@ def read_run(folder: Path) -> Run | str:
         name, planned = recipe["name"], int(recipe["train"]["epochs"])
     except (ValueError, KeyError, TypeError):
         return "its recipe.json is not one 'emolens train' wrote"
-    log_file = folder / "log.jsonl"
+    return Run(folder, name, planned, read_log(folder / "log.jsonl"), exported_card(folder, name))
+
+
+def read_log(log_file: Path) -> list[dict]:
     log = []
     if log_file.is_file():
         for line in log_file.read_text().splitlines():
@@ -114,7 +120,18 @@ def read_run(folder: Path) -> Run | str:
                 log.append(json.loads(line))
             except ValueError:
                 pass  # a line cut short by an interrupted write: the epoch before it still counts
-    return Run(folder, name, planned, log, exported_card(folder, name))
+    return log
+
+
+def recorded_run(name: str, docs: Path = DOCS, recipes: Path = RECIPES) -> Run | None:
+    """A finished run's log committed as ``docs/training-log-<name>.jsonl`` (run folders live in
+    ``runs/``, which a new machine does not have): a Run with no card, or None."""
+    recipe, log_file = recipe_path(name, recipes), docs / f"training-log-{name}.jsonl"
+    if recipe is None or not log_file.is_file():
+        return None
+    planned = int(tomllib.loads(recipe.read_text())["train"]["epochs"])
+    log = read_log(log_file)
+    return Run(log_file.parent, name, planned, log, recorded=True) if log else None
 
 
 def exported_card(folder: Path, name: str) -> dict | None:
@@ -168,7 +185,8 @@ def result(run: Run | None) -> str:
         v = run.card.get("validation", {})
         return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported "
                 f"{run.card.get('weight_storage', 'float16')}, epoch {best['epoch']} of {run.planned})")
-    return f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned})"
+    return (f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned}"
+            + (f"; docs/training-log-{run.name}.jsonl)" if run.recorded else ")"))
 
 
 def shipped_cell(card_path: Path) -> str:
@@ -259,15 +277,21 @@ def write_curves(runs: dict[str, Run], out: Path) -> list[Path]:
     return written
 
 
-def collect(folders: list[Path]) -> dict[str, Run]:
-    """The runs among ``folders`` by recipe name (the one with more epochs when two share a name)."""
+def collect(folders: list[Path], docs: Path | None = None) -> dict[str, Run]:
+    """The runs among ``folders`` by recipe name (the one with more epochs when two share a name);
+    with ``docs``, the paper recipes' logs recorded there stand in for runs with fewer epochs."""
     runs: dict[str, Run] = {}
+    if docs is not None:
+        for name in [n for p in PAPERS for n in (p.theirs, p.ours)] + list(LIU_CELLS):
+            if (run := recorded_run(name, docs)) is not None:
+                runs[name] = run
     for folder in folders:
         run = read_run(folder) if folder.is_dir() else "not a folder" if folder.exists() else "no such folder"
         if isinstance(run, str):
             print(f"skipped {folder}: {run}", file=sys.stderr)
             continue
-        if run.name not in runs or len(run.log) > len(runs[run.name].log):
+        held = runs.get(run.name)
+        if held is None or len(run.log) > len(held.log) or (held.recorded and len(run.log) == len(held.log)):
             runs[run.name] = run
     return runs
 
@@ -276,11 +300,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", type=Path, help="run folders (runs/papers/*, runs/papers/liu/*)")
     ap.add_argument("--curves", type=Path, default=None, help="folder for the curve plots (e.g. docs/)")
+    ap.add_argument("--recorded", type=Path, default=DOCS,
+                    help="folder of committed training logs (training-log-<name>.jsonl) that stand in for "
+                         "run folders this machine does not have (default docs/)")
     ap.add_argument("--shipped", type=Path, default=SHIPPED, help="the shipped model's card (.json)")
     args = ap.parse_args(argv)
     if args.curves is not None and args.curves.exists() and not args.curves.is_dir():
         raise SystemExit(f"--curves {args.curves}: is a file; pass a folder for the plots")
-    runs = collect(args.runs)
+    runs = collect(args.runs, args.recorded)
     print("### Papers reproduced\n")
     print(papers_table(runs, shipped_cell(args.shipped)))
     print("\n### Liu's ablation grid (liu_cnn, 15 epochs each)\n")

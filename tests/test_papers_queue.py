@@ -31,7 +31,7 @@ def test_long_runs_first_where_bf16_only_short_ones_elsewhere(tmp_path):
     longs = [r.long for r in bf16]
     assert longs == sorted(longs, reverse=True), "the 50-epoch runs come first"
     status = {r.name: r.status() for r in bf16}
-    assert status["santhapalli_baseline_cnn"] == "done" and status["liu_reference"] == "3 of 15 epochs"
+    assert status["santhapalli_baseline_cnn"] == "done, not exported" and status["liu_reference"] == "3 of 15 epochs"
     assert status["liu_cnn_ours"] == "not started"
     cell = next(r for r in bf16 if r.name == "liu_reference")
     assert cell.command() == ["emolens", "train", "--recipe", "recipes/papers/liu/liu_reference.toml", "--out",
@@ -49,8 +49,10 @@ def test_run_refuses_beside_another_training_and_stops_when_all_done(tmp_path, m
         papers_queue.main()
     for r in papers_queue.queue(tmp_path, bf16=True, everything=True):
         fake_run(r.out, r.name, r.epochs, r.epochs)
+        (r.out / f"{r.name}.onnx").write_bytes(b"model")
     monkeypatch.setattr(papers_queue, "other_training", lambda: [])
     monkeypatch.setattr(papers_queue, "train", lambda run: pytest.fail(f"trained {run.name}"))
+    monkeypatch.setattr(papers_queue, "export", lambda run: pytest.fail(f"exported {run.name} again"))
     papers_queue.main()
     assert "every queued run is done" in capsys.readouterr().out
 
@@ -62,3 +64,68 @@ def test_a_run_that_ends_early_stops_the_queue(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["papers_queue.py", "--runs", str(tmp_path), "--run"])
     with pytest.raises(SystemExit, match="liu_reference: emolens train ended before its last epoch"):
         papers_queue.main()
+
+
+def test_finished_runs_are_exported_before_the_next_training(tmp_path, monkeypatch, capsys):
+    """A session that ended between training and export loses nothing: --run exports first."""
+    monkeypatch.setattr(papers_queue, "other_training", lambda: [])
+    monkeypatch.setattr(papers_queue, "has_bf16", lambda: False)
+    runs = papers_queue.queue(tmp_path, bf16=False)
+    first, second = runs[0], runs[1]
+    fake_run(first.out, first.name, first.epochs, first.epochs)       # trained, never exported
+    events = []
+
+    def export(run):
+        events.append(("export", run.name))
+        if run.name == first.name:
+            (run.out / f"{run.name}.onnx").write_bytes(b"model")
+            return 0
+        return 1                                                      # a failed export: reported, the queue goes on
+
+    def train(run):
+        events.append(("train", run.name))
+        fake_run(run.out, run.name, run.epochs, run.epochs)
+        return 0
+
+    monkeypatch.setattr(papers_queue, "export", export)
+    monkeypatch.setattr(papers_queue, "train", train)
+    monkeypatch.setattr(sys, "argv", ["papers_queue.py", "--runs", str(tmp_path), "--run"])
+    papers_queue.main()
+    assert events[:4] == [("export", first.name), ("train", second.name), ("export", second.name),
+                          ("train", runs[2].name)]
+    assert len(events) == 2 * len(runs) - 1 and not [e for e in events if e == ("train", first.name)]
+    out = capsys.readouterr().out
+    assert f"{second.name}: the export failed" in out and "every queued run is done" in out
+    assert "done, exported" in [r.status() for r in papers_queue.queue(tmp_path, bf16=False)][0]
+
+
+def test_runs_whose_log_is_committed_in_docs_are_not_trained_again(tmp_path, monkeypatch):
+    """A new machine has no runs/: the finished runs recorded in docs/ stay done (and are not exported:
+    there is no checkpoint), --short keeps the 50-epoch runs for a session that can finish one."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "training-log-santhapalli_resemotenet.jsonl").write_text(
+        "".join(json.dumps({"epoch": e + 1, "val_accuracy": 0.5}) + "\n" for e in range(50)))
+    (docs / "training-log-xu_vgg_compact.jsonl").write_text(json.dumps({"epoch": 1, "val_accuracy": 0.5}) + "\n")
+    status = {r.name: r.status() for r in papers_queue.queue(tmp_path / "runs", bf16=True, docs=docs)}
+    assert status["santhapalli_resemotenet"] == "done, log in docs/"
+    assert status["xu_vgg_compact"] == "not started", "a log cut short in docs/ is not a finished run"
+    real = {r.name: r for r in papers_queue.queue(tmp_path / "runs", bf16=True)}       # the repository's docs/
+    assert real["santhapalli_baseline_cnn"].finished and not real["santhapalli_baseline_cnn"].trained
+    short = papers_queue.queue(tmp_path / "runs", bf16=True, short=True, docs=docs)
+    assert short and not any(r.long for r in short)
+    events = []
+    monkeypatch.setattr(papers_queue, "other_training", lambda: [])
+    monkeypatch.setattr(papers_queue, "has_bf16", lambda: True)
+    monkeypatch.setattr(papers_queue, "DOCS", docs)
+    monkeypatch.setattr(papers_queue, "export", lambda run: events.append(("export", run.name)) or 1)
+
+    def train(run):
+        events.append(("train", run.name))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papers_queue, "train", train)
+    monkeypatch.setattr(sys, "argv", ["papers_queue.py", "--runs", str(tmp_path / "runs"), "--run"])
+    with pytest.raises(SystemExit, match="stopped during santhapalli_baseline_cnn"):
+        papers_queue.main()
+    assert events == [("train", "santhapalli_baseline_cnn")], "the recorded resemotenet run is skipped"

@@ -215,7 +215,8 @@ def test_papers_table_on_fake_run_folders(tmp_path, capsys):
                                    "recipe": {"source": "recipes/emonet_w40_s200_soft.toml"},
                                    "validation": {"accuracy": 0.7112, "accuracy_tta": 0.7176}}))
     papers_table.main([str(done), str(runs / "b"), str(exported), str(wide), str(runs / "junk"), str(runs / "file.log"),
-                       str(runs / "missing"), "--shipped", str(shipped), "--curves", str(tmp_path / "docs")])
+                       str(runs / "missing"), "--shipped", str(shipped), "--curves", str(tmp_path / "docs"),
+                       "--recorded", str(tmp_path / "no-logs")])
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     table = [line for line in lines if line.startswith("| ")]
@@ -246,10 +247,30 @@ def test_papers_table_on_fake_run_folders(tmp_path, capsys):
     assert not (docs / "training-curves-junk.png").exists()
 
 
-def test_papers_table_with_no_runs_marks_everything_not_run(capsys):
-    papers_table.main([])
+def test_papers_table_with_no_runs_marks_everything_not_run(tmp_path, capsys):
+    papers_table.main(["--recorded", str(tmp_path)])
     out = capsys.readouterr().out
     assert out.count("not run yet") == 8 + 12 and "no finished cell yet" in out
+
+
+def test_papers_table_reads_the_logs_committed_in_docs_when_runs_are_gone(tmp_path, capsys):
+    """runs/ does not survive a new machine; the finished runs' logs in docs/ stand in for them, and a
+    run folder of the same run with as many epochs (its exported card) or more wins."""
+    papers_table.main([])
+    out = capsys.readouterr().out
+    assert "66.18% (best epoch 48 of 50; docs/training-log-santhapalli_baseline_cnn.jsonl)" in out
+    short = fake_run(tmp_path / "a", "santhapalli_baseline_cnn", 50, [0.3])
+    papers_table.main([str(short)])
+    assert "66.18% (best epoch 48" in capsys.readouterr().out, "a run folder with fewer epochs does not hide the log"
+    log = (papers_table.DOCS / "training-log-santhapalli_baseline_cnn.jsonl").read_text()
+    full = fake_run(tmp_path / "b", "santhapalli_baseline_cnn", 50, [0.3])
+    (full / "log.jsonl").write_text(log)
+    card = full / "santhapalli_baseline_cnn-float32.json"
+    card.write_text(json.dumps({"weight_storage": "float32", "validation": {"accuracy": 0.6618, "accuracy_tta": 0.6705}}))
+    later = time.time() + 5
+    os.utime(card, (later, later))
+    papers_table.main([str(full)])
+    assert "66.18% (67.05% TTA; exported float32, epoch 48 of 50)" in capsys.readouterr().out
 
 
 def test_papers_table_refuses_curves_into_a_file(tmp_path):
