@@ -1,8 +1,10 @@
 """The paper runs still to train (issue 28), in the order this machine should train them, one at a time.
 
     python benchmarks/papers_queue.py                 # each run: status and command, in queue order
-    python benchmarks/papers_queue.py --run [--wait]  # train every unfinished run in turn (resumes),
-                                                      # exporting each finished one
+    python benchmarks/papers_queue.py --run [--wait] [--short] [--record docs]
+                                      # train every unfinished run in turn (resumes), exporting
+                                      # (and recording) each finished one
+    python benchmarks/papers_queue.py --record docs   # record every run finished here, at once
 
 Every recipe of ``recipes/papers/`` (and ``liu/``) is a run in ``runs/papers/NAME`` (Liu's cells
 in ``runs/papers/liu/NAME``), as the "Papers reproduced" table's commands say. Where the CPU has
@@ -23,12 +25,19 @@ A finished run without an exported model is exported next, before any other trai
 measured on PublicTest), with ``--weights float32`` when float16 weights move the outputs past the
 export's bound; its output goes to ``OUT.log`` too. So a session that ends between the two loses
 nothing: the next ``--run`` exports first.
+
+``--record docs`` copies a finished run's ``log.jsonl``, ``curves.png`` and exported model card to
+``docs/training-log-NAME.jsonl``, ``docs/training-curves-NAME.png`` and
+``docs/model-card-NAME.json``: commit them, and the run is done on every later machine and keeps its
+row in ``benchmarks/papers_table.py`` (with the card's TTA and FER+ figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO
-from papers_table import DOCS, LIU_CELLS, PAPERS, read_run, recorded_run
+from papers_table import DOCS, LIU_CELLS, PAPERS, exported_card, read_run, recorded_run
 
 RECIPES = REPO / "recipes" / "papers"
 LONG_EPOCHS = 20        # more epochs than this: a run for a bf16 machine
@@ -163,6 +172,23 @@ def export(run: QueuedRun) -> int:
     return code
 
 
+def record(run: QueuedRun, docs: Path) -> list[Path]:
+    """Copy a run trained here into ``docs`` so it outlives the machine: ``training-log-NAME.jsonl``,
+    ``training-curves-NAME.png`` and, when exported, ``model-card-NAME.json``; the files written."""
+    docs.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src, dst in ((run.out / "log.jsonl", docs / f"training-log-{run.name}.jsonl"),
+                     (run.out / "curves.png", docs / f"training-curves-{run.name}.png")):
+        if src.is_file():
+            shutil.copyfile(src, dst)
+            written.append(dst)
+    if (card := exported_card(run.out, run.name)) is not None:
+        dst = docs / f"model-card-{run.name}.json"
+        dst.write_text(json.dumps(card, indent=2) + "\n")
+        written.append(dst)
+    return written
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=Path, default=REPO / "runs" / "papers", help="run folders (default runs/papers)")
@@ -171,6 +197,9 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="queue the 50-epoch runs without bf16 too")
     ap.add_argument("--short", action="store_true",
                     help="only the 15-epoch runs, even with bf16 (a session too short for a 50-epoch run)")
+    ap.add_argument("--record", type=Path, metavar="DIR", default=None,
+                    help="copy each run finished here (log, curves, exported model card) into DIR, e.g. docs: "
+                         "with --run after each export, else at once for every finished run")
     ap.add_argument("--no-export", dest="export", action="store_false",
                     help="with --run: do not export finished runs (benchmarks/leaderboard.py)")
     args = ap.parse_args()
@@ -182,6 +211,11 @@ def main() -> None:
     for r in runs:
         print(f"  {r.name:34} {r.status():20} {' '.join(r.command())}")
     todo = [r for r in runs if not r.finished]
+    if args.record is not None and not args.run:
+        for r in runs:
+            if r.trained:
+                for path in record(r, args.record):
+                    print(f"recorded {shown(path)}")
     if not args.run:
         unexported = sum(r.trained and not r.exported for r in runs)
         print(f"{len(todo)} to train, {unexported} to export; --run trains them in this order and exports each")
@@ -201,6 +235,8 @@ def main() -> None:
             print(f"exporting {r.name}, log {shown(r.out)}.log", flush=True)
             if export(r) != 0:
                 print(f"{r.name}: the export failed; see {shown(r.out)}.log (the queue goes on)", flush=True)
+            if args.record is not None:
+                print(f"recorded {', '.join(shown(p) for p in record(r, args.record))}", flush=True)
             continue
         if not (todo := [r for r in runs if not r.finished]):
             break

@@ -123,15 +123,25 @@ def read_log(log_file: Path) -> list[dict]:
     return log
 
 
+def read_card(card_file: Path) -> dict | None:
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and "validation" in card else None
+
+
 def recorded_run(name: str, docs: Path = DOCS, recipes: Path = RECIPES) -> Run | None:
-    """A finished run's log committed as ``docs/training-log-<name>.jsonl`` (run folders live in
-    ``runs/``, which a new machine does not have): a Run with no card, or None."""
+    """A finished run as committed in ``docs``: its log ``training-log-<name>.jsonl`` and, when it
+    was exported, its model card ``model-card-<name>.json`` (``benchmarks/papers_queue.py --record``
+    writes both; run folders live in ``runs/``, which a new machine does not have); or None."""
     recipe, log_file = recipe_path(name, recipes), docs / f"training-log-{name}.jsonl"
     if recipe is None or not log_file.is_file():
         return None
     planned = int(tomllib.loads(recipe.read_text())["train"]["epochs"])
     log = read_log(log_file)
-    return Run(log_file.parent, name, planned, log, recorded=True) if log else None
+    card = read_card(docs / f"model-card-{name}.json")
+    return Run(log_file.parent, name, planned, log, card, recorded=True) if log else None
 
 
 def exported_card(folder: Path, name: str) -> dict | None:
@@ -143,11 +153,7 @@ def exported_card(folder: Path, name: str) -> dict | None:
     cards = [c for c in [folder / f"{name}.json", *folder.glob(f"{name}-*.json")]
              if c.is_file() and c.stat().st_mtime > best.stat().st_mtime]
     for card_file in sorted(cards, key=lambda c: c.stat().st_mtime, reverse=True):
-        try:
-            card = json.loads(card_file.read_text())
-        except ValueError:
-            continue
-        if isinstance(card, dict) and "validation" in card:
+        if (card := read_card(card_file)) is not None:
             return card
     return None
 
@@ -181,12 +187,12 @@ def result(run: Run | None) -> str:
     if not run.done:
         return (f"unfinished: {pct(best['val_accuracy'])} best so far (epoch {best['epoch']}; "
                 f"{len(run.log)} of {run.planned} done)")
+    where = f"; docs/training-log-{run.name}.jsonl" if run.recorded else ""
     if run.card is not None:
         v = run.card.get("validation", {})
         return (f"{pct(v.get('accuracy'))} ({pct(v.get('accuracy_tta'))} TTA; exported "
-                f"{run.card.get('weight_storage', 'float16')}, epoch {best['epoch']} of {run.planned})")
-    return (f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned}"
-            + (f"; docs/training-log-{run.name}.jsonl)" if run.recorded else ")"))
+                f"{run.card.get('weight_storage', 'float16')}, epoch {best['epoch']} of {run.planned}{where})")
+    return f"{pct(best['val_accuracy'])} (best epoch {best['epoch']} of {run.planned}{where})"
 
 
 def shipped_cell(card_path: Path) -> str:

@@ -4,7 +4,9 @@ their status from the run folders, and --run's refusals (no training is started 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,32 @@ def test_runs_whose_log_is_committed_in_docs_are_not_trained_again(tmp_path, mon
     with pytest.raises(SystemExit, match="stopped during santhapalli_baseline_cnn"):
         papers_queue.main()
     assert events == [("train", "santhapalli_baseline_cnn")], "the recorded resemotenet run is skipped"
+
+
+def test_record_copies_a_finished_run_into_docs_so_it_outlives_the_machine(tmp_path, monkeypatch, capsys):
+    runs, docs = tmp_path / "runs", tmp_path / "docs"
+    run = next(r for r in papers_queue.queue(runs, bf16=False) if r.name == "liu_act_elu")
+    fake_run(run.out, run.name, run.epochs, run.epochs)
+    (run.out / "curves.png").write_bytes(b"\x89PNG curves")
+    (run.out / "best.pt").write_bytes(b"weights")
+    card = {"weight_storage": "float16", "validation": {"accuracy": 0.61, "accuracy_tta": 0.62,
+                                                        "ferplus_majority_accuracy": 0.7}}
+    (run.out / f"{run.name}.json").write_text(json.dumps(card))
+    later = time.time() + 5
+    os.utime(run.out / f"{run.name}.json", (later, later))      # exported after best.pt
+    half = next(r for r in papers_queue.queue(runs, bf16=False) if r.name == "liu_act_tanh")
+    fake_run(half.out, half.name, half.epochs, 3)                # unfinished: not recorded
+    monkeypatch.setattr(papers_queue, "has_bf16", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["papers_queue.py", "--runs", str(runs), "--record", str(docs)])
+    papers_queue.main()
+    assert sorted(p.name for p in docs.iterdir()) == ["model-card-liu_act_elu.json", "training-curves-liu_act_elu.png",
+                                                      "training-log-liu_act_elu.jsonl"]
+    assert "recorded" in capsys.readouterr().out
+    # a new machine: no runs/, the run is done and its row keeps the card's figures
+    status = {r.name: r.status() for r in papers_queue.queue(tmp_path / "new", bf16=False, docs=docs)}
+    assert status["liu_act_elu"] == "done, log in docs/" and status["liu_act_tanh"] == "not started"
+    recorded = papers_queue.recorded_run("liu_act_elu", docs)
+    assert recorded.card["validation"]["accuracy"] == 0.61
+    import papers_table
+    assert papers_table.result(recorded) == ("61.00% (62.00% TTA; exported float16, epoch 1 of 15; "
+                                             "docs/training-log-liu_act_elu.jsonl)")
