@@ -183,6 +183,41 @@ def test_group_people_ends_with_a_table_per_person(tmp_path):
     assert "people:" not in run("predict", ASTRONAUT).stdout                   # only with --group-people
 
 
+def test_group_people_summary_json_with_json_lines(tmp_path):
+    """--summary-json gives the per-person table as a file, also beside --json (stdout stays JSON Lines)."""
+    small = tmp_path / "astronaut-small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(ASTRONAUT)), None, fx=0.6, fy=0.6))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    target = tmp_path / "out" / "people.json"
+    result = run("predict", ASTRONAUT, hopper_path(), small, broken, "--group-people", "--json",
+                 "--summary-json", target)
+    assert result.exit_code == 1, result.output                       # the broken file, reported
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4 and all("file" in line for line in lines)    # no summary mixed into the lines
+    summary = json.loads(target.read_text())
+    assert (summary["pictures"], summary["failed"], summary["faces_without_person"]) == (4, 1, 0)
+    one, two = summary["persons"]
+    assert one["files"] == sorted([str(ASTRONAUT), str(small)]) and two["files"] == [str(hopper_path())]
+    assert (one["pictures"], one["faces"], one["faces_counted"]) == (2, 2, 2)
+    assert one["dominant"] == "happy" and abs(sum(one["mean_scores"].values()) - 1) < 1e-3
+    assert set(one["mean_intensity"]) == set(one["mean_scores"])
+    assert not list(target.parent.glob(".*partial*")), "no staging folder left behind"
+
+
+def test_group_people_summary_json_refusals(tmp_path):
+    target = tmp_path / "people.json"
+    result = run("predict", ASTRONAUT, "--summary-json", target)
+    assert result.exit_code == 2 and "add --group-people" in result.output and not target.exists()
+    result = run("predict", ASTRONAUT, "--group-people", "--summary-json", tmp_path / "people.csv")
+    assert result.exit_code == 2 and "must be a .json file" in result.output
+    a_picture = tmp_path / "pic.json"           # an input named .json cannot be given, but a link can
+    a_picture.symlink_to(ASTRONAUT)
+    result = run("predict", ASTRONAUT, "--group-people", "--summary-json", a_picture)
+    assert result.exit_code == 2 and "would overwrite the input picture" in result.output
+    assert a_picture.resolve() == ASTRONAUT.resolve() and ASTRONAUT.read_bytes()[:2] == b"\xff\xd8"
+
+
 def test_people_tally_counts_frontal_faces_and_unnamed_ones():
     from types import SimpleNamespace
 
@@ -190,7 +225,8 @@ def test_people_tally_counts_frontal_faces_and_unnamed_ones():
     from emolens.predict import PeopleTally, PhotoResult
 
     def face(top: str, frontal: bool):
-        return SimpleNamespace(frontal=frontal, scores={e: 0.7 if e == top else 0.05 for e in EMOTIONS})
+        return SimpleNamespace(frontal=frontal, scores={e: 0.7 if e == top else 0.05 for e in EMOTIONS},
+                               intensity={e: 0.5 for e in EMOTIONS})
 
     tally = PeopleTally()
     tally.add(PhotoResult("a.jpg", faces=[face("happy", True), face("sad", False), face("angry", True)],

@@ -285,13 +285,17 @@ def predict_command(
     collages: bool = typer.Option(False, "--collages", help="With --group-people: a picture may show one person "
                                   "several times (montages); by default the faces of one picture are different "
                                   "people."),
+    summary_json: Optional[str] = typer.Option(None, "--summary-json", metavar="FILE.json",
+                                               help="With --group-people: write the per-person summary (pictures "
+                                               "and their files, faces, dominant emotion, mean scores and "
+                                               "intensities) as JSON; works with --json too."),
 ) -> None:
     """Find faces in pictures and recognise their emotions.
 
     Prints a table per picture (or JSON Lines with --json). A picture without a face is not an error. Bad files are reported on stderr and skipped; the exit code is 1 when any input failed.
     """
     from emolens.faces.detect import UnknownDetectorError
-    from emolens.output_paths import OutputPathError, prepare_output_folder
+    from emolens.output_paths import OutputPathError, check_distinct, check_output_file, prepare_output_folder
     from emolens.predict import PeopleTally, annotation_targets, expand_inputs, predict_files
     from emolens.recognize import Recognizer
     from emolens.runtime import ModelError
@@ -301,8 +305,17 @@ def predict_command(
     for given, flag in ((same_person is not None, "--same-person"), (collages, "--collages")):
         if given and not group_people:
             fail(f"{flag} sets how people are grouped: add --group-people (or leave {flag} out)")
+    if summary_json is not None and not group_people:
+        fail("--summary-json writes the per-person summary: add --group-people (or leave --summary-json out)")
     _need_stdout()
     inputs = expand_inputs(paths)
+    if summary_json is not None:   # before the models load, as --annotate
+        try:
+            check_distinct([(p, "input picture") for p, err in inputs if err is None],
+                           [(summary_json, "people summary (--summary-json)")])
+            check_output_file(summary_json, "people summary (--summary-json)", (".json",))
+        except OutputPathError as exc:
+            fail(str(exc))
     if annotate is not None:   # before the models load: a wrong folder is reported at once
         try:
             annotation_targets(inputs, annotate)
@@ -321,7 +334,7 @@ def predict_command(
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(), console=err_console, transient=True,
                         disable=not show_progress)
-    tally = PeopleTally() if group_people and not as_json else None
+    tally = PeopleTally() if group_people and (summary_json is not None or not as_json) else None
     with progress:
         task = progress.add_task("analysing", total=len(inputs))
         for result in predict_files(recognizer, inputs, annotate=None if annotate is None else Path(annotate),
@@ -339,8 +352,10 @@ def predict_command(
                 _print_photo_table(result)
             if tally is not None:
                 tally.add(result)
-    if tally is not None:
+    if tally is not None and not as_json:
         _print_people_summary(tally)
+    if summary_json is not None:
+        _write_people_summary(tally, summary_json, len(inputs), failed)
     if failed:
         err_console.print(f"{failed} of {len(inputs)} input(s) failed", highlight=False)
         raise typer.Exit(1)
@@ -378,6 +393,24 @@ def _print_photo_table(result) -> None:
         console.print("~ not frontal (|yaw| > 30 degrees or unknown): less reliable", style="dim")
     if result.annotated:
         console.print(f"annotated: {shown(result.annotated)}", style="dim", highlight=False, soft_wrap=True)
+
+
+def _write_people_summary(tally, path: str, pictures: int, failed: int) -> None:
+    """``predict --summary-json``: the per-person summary, replaced whole (never half-written)."""
+    from emolens.output_paths import staged_output
+
+    summary = {"pictures": pictures, "failed": failed, **tally.to_dict()}
+    target = Path(path)
+    try:
+        if target.exists() and not target.is_file():     # /dev/stdout, a pipe: written as they are
+            target.write_text(json.dumps(summary, indent=2) + "\n")
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with staged_output(target) as staged:
+            staged.write_text(json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        fail(f"{path}: cannot write the people summary ({exc.strerror or exc}); choose another file", code=1)
+    err_console.print(f"people summary: {shown(path)}", style="dim", highlight=False, soft_wrap=True)
 
 
 def _print_people_summary(tally) -> None:

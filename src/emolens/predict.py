@@ -21,6 +21,9 @@ JSON Lines shape, one object per input::
         "person": 1 | null}]}            # only with --group-people: the same id for the same person
                                          # across the call's pictures (never two faces of one picture,
                                          # unless --collages); null: face too small or turned
+
+With ``--group-people --summary-json FILE.json`` the per-person summary (the table the command
+ends with) is written to FILE.json (``PeopleTally.to_dict``); stdout stays one line per input.
 """
 
 from __future__ import annotations
@@ -79,10 +82,28 @@ class PeopleTally:
             faces = self.faces[person]
             counted = [f for f in faces if f.frontal] or faces
             means = {e: sum(f.scores[e] for f in counted) / len(counted) for e in EMOTIONS}
+            intensity = {e: sum(f.intensity[e] for f in counted) / len(counted) for e in EMOTIONS}
             out.append({"person": person, "pictures": len(self.pictures[person]), "faces": len(faces),
-                        "counted": len(counted),
-                        "dominant": max(means, key=means.get), "mean_scores": means})
+                        "counted": len(counted), "dominant": max(means, key=means.get), "mean_scores": means,
+                        "mean_intensity": intensity, "files": sorted(self.pictures[person])})
         return out
+
+    def to_dict(self) -> dict:
+        """``predict --summary-json``: per person the pictures (their files), faces, the faces counted
+        (frontal ones; all when none is) and the dominant emotion, mean scores and intensities::
+
+            {"persons": [{"person": 1, "pictures": 2, "faces": 2, "faces_counted": 2,
+                          "dominant": "happy", "mean_scores": {...}, "mean_intensity": {...},
+                          "files": ["a.jpg", "b.jpg"]}, ...],
+             "faces_without_person": 1}          # under 40 px or no landmarks that fit
+        """
+        def rounded(values: dict) -> dict:
+            return {e: round(float(v), 4) for e, v in values.items()}
+
+        persons = [{"person": r["person"], "pictures": r["pictures"], "faces": r["faces"],
+                    "faces_counted": r["counted"], "dominant": r["dominant"], "mean_scores": rounded(r["mean_scores"]),
+                    "mean_intensity": rounded(r["mean_intensity"]), "files": r["files"]} for r in self.rows()]
+        return {"persons": persons, "faces_without_person": self.unnamed}
 
 
 class PhotoPersons:
