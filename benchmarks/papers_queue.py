@@ -110,10 +110,10 @@ def recipe_order() -> list[Path]:
 
 
 def queue(runs: Path, bf16: bool, everything: bool = False, short: bool = False,
-          docs: Path | None = DOCS) -> list[QueuedRun]:
+          docs: Path | None = None) -> list[QueuedRun]:
     """The paper runs in training order for this machine, finished ones included (``status``):
     only the short ones without bf16 (unless ``everything``) or with ``short``. A run whose full log
-    is committed in ``docs`` is finished though this machine has no run folder of it."""
+    is committed in ``docs`` (``main`` passes ``DOCS``) is finished though this machine has no run folder of it."""
     out = []
     for recipe in recipe_order():
         name = recipe.stem

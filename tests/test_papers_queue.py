@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import papers_queue  # noqa: E402
+import papers_table  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_committed_logs(tmp_path, monkeypatch):
+    """main() reads the repository's docs/ (runs recorded there are done): not in these tests, which
+    must not change as the real runs get recorded."""
+    monkeypatch.setattr(papers_queue, "DOCS", tmp_path / "no-docs")
 
 
 def fake_run(folder: Path, name: str, epochs: int, done: int) -> None:
@@ -112,7 +120,7 @@ def test_runs_whose_log_is_committed_in_docs_are_not_trained_again(tmp_path, mon
     status = {r.name: r.status() for r in papers_queue.queue(tmp_path / "runs", bf16=True, docs=docs)}
     assert status["santhapalli_resemotenet"] == "done, log in docs/"
     assert status["xu_vgg_compact"] == "not started", "a log cut short in docs/ is not a finished run"
-    real = {r.name: r for r in papers_queue.queue(tmp_path / "runs", bf16=True)}       # the repository's docs/
+    real = {r.name: r for r in papers_queue.queue(tmp_path / "runs", bf16=True, docs=papers_table.DOCS)}
     assert real["santhapalli_baseline_cnn"].finished and not real["santhapalli_baseline_cnn"].trained
     short = papers_queue.queue(tmp_path / "runs", bf16=True, short=True, docs=docs)
     assert short and not any(r.long for r in short)
@@ -157,6 +165,5 @@ def test_record_copies_a_finished_run_into_docs_so_it_outlives_the_machine(tmp_p
     assert status["liu_act_elu"] == "done, log in docs/" and status["liu_act_tanh"] == "not started"
     recorded = papers_queue.recorded_run("liu_act_elu", docs)
     assert recorded.card["validation"]["accuracy"] == 0.61
-    import papers_table
     assert papers_table.result(recorded) == ("61.00% (62.00% TTA; exported float16, epoch 1 of 15; "
                                              "docs/training-log-liu_act_elu.jsonl)")

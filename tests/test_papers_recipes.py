@@ -174,8 +174,8 @@ def test_a_liu_cell_trains_one_epoch_with_adam_elu_and_no_residual_blocks(liu_sm
     assert "ELU" in {type(m).__name__ for m in net.modules()}
 
 
-def test_papers_table_reads_a_real_smoke_run(liu_smoke_run, capsys):
-    papers_table.main([str(liu_smoke_run)])
+def test_papers_table_reads_a_real_smoke_run(liu_smoke_run, tmp_path, capsys):
+    papers_table.main([str(liu_smoke_run), "--recorded", str(tmp_path / "no-logs")])
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("| plain_cnn |"))
     assert re.search(r"\| \d+\.\d\d% \(best epoch 1 of 1\) \|", row), row
