@@ -76,7 +76,8 @@ class QueuedRun:
 
     @property
     def exported(self) -> bool:
-        return any(self.out.glob("*.onnx"))
+        """An export of its best.pt made after it (the card papers_table shows and --record copies)."""
+        return exported_card(self.out, self.name) is not None
 
     def status(self) -> str:
         if self.trained:

@@ -25,11 +25,22 @@ def no_committed_logs(tmp_path, monkeypatch):
     monkeypatch.setattr(papers_queue, "DOCS", tmp_path / "no-docs")
 
 
+def fake_export(folder: Path, name: str) -> None:
+    """What benchmarks/leaderboard.py leaves: the model and its card, newer than best.pt."""
+    (folder / f"{name}.onnx").write_bytes(b"model")
+    card = folder / f"{name}.json"
+    card.write_text(json.dumps({"validation": {"accuracy": 0.5}}))
+    later = time.time() + 5
+    os.utime(card, (later, later))
+
+
 def fake_run(folder: Path, name: str, epochs: int, done: int) -> None:
     folder.mkdir(parents=True)
     (folder / "recipe.json").write_text(json.dumps({"name": name, "train": {"epochs": epochs}}))
     (folder / "log.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "val_accuracy": 0.5}) + "\n"
                                               for e in range(done)))
+    if done:
+        (folder / "best.pt").write_bytes(b"weights")     # emolens train keeps the best epoch so far
 
 
 def test_long_runs_first_where_bf16_only_short_ones_elsewhere(tmp_path):
@@ -59,7 +70,7 @@ def test_run_refuses_beside_another_training_and_stops_when_all_done(tmp_path, m
         papers_queue.main()
     for r in papers_queue.queue(tmp_path, bf16=True, everything=True):
         fake_run(r.out, r.name, r.epochs, r.epochs)
-        (r.out / f"{r.name}.onnx").write_bytes(b"model")
+        fake_export(r.out, r.name)
     monkeypatch.setattr(papers_queue, "other_training", lambda: [])
     monkeypatch.setattr(papers_queue, "train", lambda run: pytest.fail(f"trained {run.name}"))
     monkeypatch.setattr(papers_queue, "export", lambda run: pytest.fail(f"exported {run.name} again"))
@@ -88,7 +99,7 @@ def test_finished_runs_are_exported_before_the_next_training(tmp_path, monkeypat
     def export(run):
         events.append(("export", run.name))
         if run.name == first.name:
-            (run.out / f"{run.name}.onnx").write_bytes(b"model")
+            fake_export(run.out, run.name)
             return 0
         return 1                                                      # a failed export: reported, the queue goes on
 
