@@ -8,7 +8,7 @@
 
 Every recipe of ``recipes/papers/`` (and ``liu/``) is a run in ``runs/papers/NAME`` (Liu's cells
 in ``runs/papers/liu/NAME``), as the "Papers reproduced" table's commands say. Where the CPU has
-avx512_bf16 the 50-epoch runs come first (1.2-3.5 h each in bf16, about 4x that in fp32), then
+avx512_bf16 the 50-epoch runs come first (0.5-3.5 h each in bf16, about 4x that in fp32), then
 the 15-epoch ones; without bf16 only the 15-epoch ones are queued (``--all`` queues the long ones
 too); ``--short`` queues only those even with bf16. A run is done when its ``log.jsonl`` holds as
 many epochs as its recipe asks, or when its full log is committed as

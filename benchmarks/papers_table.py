@@ -2,10 +2,11 @@
 
     python benchmarks/papers_table.py runs/papers/* runs/papers/liu/* [--curves docs/]
 
-Prints two markdown tables. "Papers reproduced": one row per paper's net with the paper's
+Prints three markdown tables. "Papers reproduced": one row per paper's net with the paper's
 setting and number, ours under their setting, ours under our recipe (the shipped model's
 schedule and augmentation) and the shipped model, each with its recipe file and command.
-"Liu's ablation grid": one row per cell of ``recipes/papers/liu/``. A run is found by the
+"Liu's ablation grid": one row per cell of ``recipes/papers/liu/``; then two of its cells at 15
+epochs beside the same recipes at 50 (``recipes/papers/liu_*_50.toml``). A run is found by the
 recipe name in its ``recipe.json`` (so any ``--out`` folder works); recipes with no run folder
 among the arguments are "not run yet", runs with fewer epochs in ``log.jsonl`` than their
 recipe asks are shown as unfinished with their best epoch so far.
@@ -18,7 +19,8 @@ epoch of ``log.jsonl``. Reads files only: no torch, no evaluation.
 
 ``--curves DIR`` copies each run's ``curves.png`` (drawn by ``emolens train`` at every epoch)
 to ``DIR/training-curves-<name>.png``, as the docs' other training curves, and draws
-``DIR/training-curves-liu-grid.png``: the validation accuracy of every Liu cell by epoch.
+``DIR/training-curves-liu-grid.png``: the validation accuracy of every Liu cell by epoch (and
+``DIR/training-curves-liu-50.png``: the checked cells at 15 and 50 epochs).
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ LIU_CELLS = {
     "liu_no_residual": "residual blocks off (the plain 4-layer CNN)",
     "liu_plain_cnn": "all off: plain 4-layer CNN, Adam at constant lr, no weight decay, dropout or clipping",
 }
+
+# The short schedule checked: a 50-epoch run of a grid cell -> the 15-epoch cell it repeats
+LIU_LONG = {"liu_reference_50": "liu_reference", "liu_no_dropout_50": "liu_no_dropout"}
 
 
 @dataclass
@@ -229,6 +234,20 @@ def liu_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
                            "train accuracy (augmented, last epoch)", "recipe", "command"], rows)
 
 
+def liu_long_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
+    """Each of ``LIU_LONG``'s cells at 15 epochs (the grid) beside the same recipe at 50."""
+    def last_train(run: Run | None) -> str:
+        return pct(run.log[-1].get("train_accuracy")) if run is not None and run.log else ""
+
+    rows = []
+    for name, cell in LIU_LONG.items():
+        file, cmd = command(name, recipes)
+        rows.append([cell.removeprefix("liu_"), result(runs.get(cell)), last_train(runs.get(cell)),
+                     result(runs.get(name)), last_train(runs.get(name)), file, cmd])
+    return markdown_table(["cell", "15 epochs (the grid)", "train accuracy, 15", "50 epochs", "train accuracy, 50",
+                           "recipe", "command"], rows)
+
+
 LIU_LIKELY_REASON = ("Likely reasons: the paper validated on something other than FER2013's test rows with "
                      "FER2013's labels (the best published single models reach 73-76% there, human agreement is "
                      "about 65%): FER+ labels, a split drawn from the training rows, or training accuracy; the "
@@ -238,7 +257,8 @@ LIU_LIKELY_REASON = ("Likely reasons: the paper validated on something other tha
 
 
 def liu_verdict(runs: dict[str, Run]) -> str:
-    finished = {n: r for n, r in runs.items() if n in LIU_CELLS and r.done and r.log}
+    finished = {n: r for n, r in runs.items() if (n in LIU_CELLS or n in LIU_LONG) and r.done and r.log}
+    cells = sum(n in LIU_CELLS for n in finished)
     if not finished:
         return "Liu's claim (about 85% validation): no finished cell yet. " + LIU_LIKELY_REASON
     def accuracy(run: Run) -> float:    # as the table shows it: the exported card's, else the log's best
@@ -248,7 +268,9 @@ def liu_verdict(runs: dict[str, Run]) -> str:
     acc = accuracy(run)
     verdict = "reproduced" if acc >= 0.85 else f"not reproduced ({100 * (0.85 - acc):.1f} points short)"
     return (f"Liu's claim (about 85% validation): best finished cell {name.removeprefix('liu_')} at "
-            f"{pct(acc)} PublicTest, {len(finished)} of {len(LIU_CELLS)} cells finished: {verdict}."
+            f"{pct(acc)} PublicTest, {cells} of {len(LIU_CELLS)} cells finished"
+            + (f" and {len(finished) - cells} of {len(LIU_LONG)} 50-epoch checks" if len(finished) > cells else "")
+            + f": {verdict}."
             + ("" if acc >= 0.85 else " " + LIU_LIKELY_REASON))
 
 
@@ -284,7 +306,35 @@ def write_curves(runs: dict[str, Run], out: Path) -> list[Path]:
         fig.savefig(dst, dpi=100)
         plt.close(fig)
         written.append(dst)
+    pairs = [(cell, runs.get(cell), runs[name]) for name, cell in LIU_LONG.items() if name in runs and runs[name].log]
+    if pairs:
+        written.append(_plot_long(pairs, out / "training-curves-liu-50.png"))
     return written
+
+
+def _plot_long(pairs: list[tuple[str, Run | None, Run]], dst: Path) -> Path:
+    """PublicTest accuracy by epoch of each checked cell at 15 epochs (dashed) and at 50 (solid)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for i, (cell, short, long) in enumerate(pairs):
+        for run, ls, epochs in ((short, "--", 15), (long, "-", 50)):
+            if run is not None and run.log:
+                ax.plot([e["epoch"] for e in run.log], [100 * e["val_accuracy"] for e in run.log], color=f"C{i}",
+                        ls=ls, lw=1.6, label=f"{cell.removeprefix('liu_')}, {run.planned} epochs"
+                        + ("" if run.done else " (unfinished)"))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("PublicTest accuracy, %")
+    ax.set_title("Liu's grid, short schedule checked: 15 epochs (dashed) against 50 (solid)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(dst, dpi=100)
+    plt.close(fig)
+    return dst
 
 
 def collect(folders: list[Path], docs: Path | None = None) -> dict[str, Run]:
@@ -292,7 +342,7 @@ def collect(folders: list[Path], docs: Path | None = None) -> dict[str, Run]:
     with ``docs``, the paper recipes' logs recorded there stand in for runs with fewer epochs."""
     runs: dict[str, Run] = {}
     if docs is not None:
-        for name in [n for p in PAPERS for n in (p.theirs, p.ours)] + list(LIU_CELLS):
+        for name in [n for p in PAPERS for n in (p.theirs, p.ours)] + list(LIU_CELLS) + list(LIU_LONG):
             if (run := recorded_run(name, docs)) is not None:
                 runs[name] = run
     for folder in folders:
@@ -323,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n### Liu's ablation grid (liu_cnn, 15 epochs each)\n")
     print(liu_table(runs))
     print("\n" + liu_verdict(runs))
+    print("\n### Liu's short schedule checked (two cells at 50 epochs)\n")
+    print(liu_long_table(runs))
     if args.curves is not None:
         for path in write_curves(runs, args.curves):
             print(f"wrote {path}", file=sys.stderr)
