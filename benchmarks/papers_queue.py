@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import REPO
-from papers_table import DOCS, LIU_CELLS, PAPERS, exported_card, read_run, recorded_run
+from papers_table import DOCS, LIU_CELLS, LIU_CHECKS, PAPERS, exported_card, read_run, recorded_run
 
 RECIPES = REPO / "recipes" / "papers"
 LONG_EPOCHS = 20        # more epochs than this: a run for a bf16 machine
@@ -100,10 +100,10 @@ def shown(path: Path) -> str:
 
 def recipe_order() -> list[Path]:
     """Every paper recipe: the papers' rows in table order (their setting, then ours), the other
-    long recipes, then Liu's cells in the grid's order and the rest."""
+    long recipes, then Liu's cells in the grid's order, its net under our recipe and the grid's checks."""
     found = {p.stem: p for p in sorted(RECIPES.rglob("*.toml"))}
     first = [n for row in PAPERS if row.net != "liu_cnn" for n in (row.theirs, row.ours)]
-    liu = list(LIU_CELLS) + [row.ours for row in PAPERS if row.net == "liu_cnn"]
+    liu = list(LIU_CELLS) + [row.ours for row in PAPERS if row.net == "liu_cnn"] + list(LIU_CHECKS)
     names = [n for n in first if n in found]
     names += [n for n in found if n not in names and n not in liu]
     names += [n for n in liu if n in found and n not in names]

@@ -5,8 +5,9 @@
 Prints three markdown tables. "Papers reproduced": one row per paper's net with the paper's
 setting and number, ours under their setting, ours under our recipe (the shipped model's
 schedule and augmentation) and the shipped model, each with its recipe file and command.
-"Liu's ablation grid": one row per cell of ``recipes/papers/liu/``; then two of its cells at 15
-epochs beside the same recipes at 50 (``recipes/papers/liu_*_50.toml``). A run is found by the
+"Liu's ablation grid": one row per cell of ``recipes/papers/liu/``; then two of its cells
+beside their repeats with a second seed and at 50 epochs (``recipes/papers/liu_*_seed1.toml``,
+``liu_*_50.toml``). A run is found by the
 recipe name in its ``recipe.json`` (so any ``--out`` folder works); recipes with no run folder
 among the arguments are "not run yet", runs with fewer epochs in ``log.jsonl`` than their
 recipe asks are shown as unfinished with their best epoch so far.
@@ -20,7 +21,7 @@ epoch of ``log.jsonl``. Reads files only: no torch, no evaluation.
 ``--curves DIR`` copies each run's ``curves.png`` (drawn by ``emolens train`` at every epoch)
 to ``DIR/training-curves-<name>.png``, as the docs' other training curves, and draws
 ``DIR/training-curves-liu-grid.png``: the validation accuracy of every Liu cell by epoch (and
-``DIR/training-curves-liu-50.png``: the checked cells at 15 and 50 epochs).
+``DIR/training-curves-liu-checks.png``: the checked cells and their repeats).
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ LIU_CELLS = {
     "liu_plain_cnn": "all off: plain 4-layer CNN, Adam at constant lr, no weight decay, dropout or clipping",
 }
 
-# The short schedule checked: a 50-epoch run of a grid cell -> the 15-epoch cell it repeats
-LIU_LONG = {"liu_reference_50": "liu_reference", "liu_no_dropout_50": "liu_no_dropout"}
+# The grid checked: a repeat of a grid cell with another seed or 50 epochs -> the cell it repeats
+LIU_CHECKS = {"liu_reference_seed1": "liu_reference", "liu_no_dropout_seed1": "liu_no_dropout",
+              "liu_reference_50": "liu_reference", "liu_no_dropout_50": "liu_no_dropout"}
 
 
 @dataclass
@@ -234,18 +236,22 @@ def liu_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
                            "train accuracy (augmented, last epoch)", "recipe", "command"], rows)
 
 
-def liu_long_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
-    """Each of ``LIU_LONG``'s cells at 15 epochs (the grid) beside the same recipe at 50."""
-    def last_train(run: Run | None) -> str:
-        return pct(run.log[-1].get("train_accuracy")) if run is not None and run.log else ""
+def liu_checks_table(runs: dict[str, Run], recipes: Path = RECIPES) -> str:
+    """Each checked cell as the grid ran it (15 epochs, seed 0) beside its repeats in ``LIU_CHECKS``
+    (seed 1; 50 epochs), with each run's last-epoch train accuracy."""
+    def cells(run: Run | None) -> list[str]:
+        return [result(run), pct(run.log[-1].get("train_accuracy")) if run is not None and run.log else ""]
 
     rows = []
-    for name, cell in LIU_LONG.items():
-        file, cmd = command(name, recipes)
-        rows.append([cell.removeprefix("liu_"), result(runs.get(cell)), last_train(runs.get(cell)),
-                     result(runs.get(name)), last_train(runs.get(name)), file, cmd])
-    return markdown_table(["cell", "15 epochs (the grid)", "train accuracy, 15", "50 epochs", "train accuracy, 50",
-                           "recipe", "command"], rows)
+    for cell in dict.fromkeys(LIU_CHECKS.values()):
+        repeats = [name for name, of in LIU_CHECKS.items() if of == cell]
+        row = [cell.removeprefix("liu_"), *cells(runs.get(cell))]
+        for name in repeats:
+            row += cells(runs.get(name))
+        row.append("; ".join(command(name, recipes)[1] for name in repeats))
+        rows.append(row)
+    return markdown_table(["cell", "the grid: 15 epochs, seed 0", "train accuracy", "15 epochs, seed 1", "train accuracy",
+                           "50 epochs, seed 0", "train accuracy", "commands"], rows)
 
 
 LIU_LIKELY_REASON = ("Likely reasons: the paper validated on something other than FER2013's test rows with "
@@ -257,7 +263,7 @@ LIU_LIKELY_REASON = ("Likely reasons: the paper validated on something other tha
 
 
 def liu_verdict(runs: dict[str, Run]) -> str:
-    finished = {n: r for n, r in runs.items() if (n in LIU_CELLS or n in LIU_LONG) and r.done and r.log}
+    finished = {n: r for n, r in runs.items() if (n in LIU_CELLS or n in LIU_CHECKS) and r.done and r.log}
     cells = sum(n in LIU_CELLS for n in finished)
     if not finished:
         return "Liu's claim (about 85% validation): no finished cell yet. " + LIU_LIKELY_REASON
@@ -269,7 +275,7 @@ def liu_verdict(runs: dict[str, Run]) -> str:
     verdict = "reproduced" if acc >= 0.85 else f"not reproduced ({100 * (0.85 - acc):.1f} points short)"
     return (f"Liu's claim (about 85% validation): best finished cell {name.removeprefix('liu_')} at "
             f"{pct(acc)} PublicTest, {cells} of {len(LIU_CELLS)} cells finished"
-            + (f" and {len(finished) - cells} of {len(LIU_LONG)} 50-epoch checks" if len(finished) > cells else "")
+            + (f" and {len(finished) - cells} of {len(LIU_CHECKS)} checks" if len(finished) > cells else "")
             + f": {verdict}."
             + ("" if acc >= 0.85 else " " + LIU_LIKELY_REASON))
 
@@ -306,29 +312,32 @@ def write_curves(runs: dict[str, Run], out: Path) -> list[Path]:
         fig.savefig(dst, dpi=100)
         plt.close(fig)
         written.append(dst)
-    pairs = [(cell, runs.get(cell), runs[name]) for name, cell in LIU_LONG.items() if name in runs and runs[name].log]
-    if pairs:
-        written.append(_plot_long(pairs, out / "training-curves-liu-50.png"))
+    if any(name in runs and runs[name].log for name in LIU_CHECKS):
+        written.append(_plot_checks(runs, out / "training-curves-liu-checks.png"))
     return written
 
 
-def _plot_long(pairs: list[tuple[str, Run | None, Run]], dst: Path) -> Path:
-    """PublicTest accuracy by epoch of each checked cell at 15 epochs (dashed) and at 50 (solid)."""
+def _plot_checks(runs: dict[str, Run], dst: Path) -> Path:
+    """PublicTest accuracy by epoch of each checked cell as the grid ran it (solid) and its repeats
+    (dotted: seed 1; dashed: 50 epochs), one colour per cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    for i, (cell, short, long) in enumerate(pairs):
-        for run, ls, epochs in ((short, "--", 15), (long, "-", 50)):
+    for i, cell in enumerate(dict.fromkeys(LIU_CHECKS.values())):
+        lines = [(cell, "-", "15 epochs, seed 0")] + [
+            (name, ":" if name.endswith("_seed1") else "--", "15 epochs, seed 1" if name.endswith("_seed1") else "50 epochs")
+            for name, of in LIU_CHECKS.items() if of == cell]
+        for name, ls, what in lines:
+            run = runs.get(name)
             if run is not None and run.log:
                 ax.plot([e["epoch"] for e in run.log], [100 * e["val_accuracy"] for e in run.log], color=f"C{i}",
-                        ls=ls, lw=1.6, label=f"{cell.removeprefix('liu_')}, {run.planned} epochs"
-                        + ("" if run.done else " (unfinished)"))
+                        ls=ls, lw=1.6, label=f"{cell.removeprefix('liu_')}, {what}" + ("" if run.done else " (unfinished)"))
     ax.set_xlabel("epoch")
     ax.set_ylabel("PublicTest accuracy, %")
-    ax.set_title("Liu's grid, short schedule checked: 15 epochs (dashed) against 50 (solid)")
+    ax.set_title("Liu's grid checked: a second seed (dotted) and 50 epochs (dashed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -342,7 +351,7 @@ def collect(folders: list[Path], docs: Path | None = None) -> dict[str, Run]:
     with ``docs``, the paper recipes' logs recorded there stand in for runs with fewer epochs."""
     runs: dict[str, Run] = {}
     if docs is not None:
-        for name in [n for p in PAPERS for n in (p.theirs, p.ours)] + list(LIU_CELLS) + list(LIU_LONG):
+        for name in [n for p in PAPERS for n in (p.theirs, p.ours)] + list(LIU_CELLS) + list(LIU_CHECKS):
             if (run := recorded_run(name, docs)) is not None:
                 runs[name] = run
     for folder in folders:
@@ -373,8 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n### Liu's ablation grid (liu_cnn, 15 epochs each)\n")
     print(liu_table(runs))
     print("\n" + liu_verdict(runs))
-    print("\n### Liu's short schedule checked (two cells at 50 epochs)\n")
-    print(liu_long_table(runs))
+    print("\n### Liu's grid checked: two cells with a second seed and at 50 epochs\n")
+    print(liu_checks_table(runs))
     if args.curves is not None:
         for path in write_curves(runs, args.curves):
             print(f"wrote {path}", file=sys.stderr)

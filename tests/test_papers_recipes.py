@@ -81,12 +81,16 @@ def test_each_liu_cell_changes_what_its_name_says():
             assert cell["schedule"] == "constant" and cell["grad_clip"] == 0
 
 
-def test_the_50_epoch_checks_repeat_their_grid_cell_but_for_the_length():
-    assert {p.stem for p in PAPERS.glob("liu_*_50.toml")} == set(papers_table.LIU_LONG)
-    for name, cell in papers_table.LIU_LONG.items():
-        long, short = as_dict(Recipe.load(PAPERS / f"{name}.toml")), as_dict(Recipe.load(PAPERS / "liu" / f"{cell}.toml"))
-        assert long.pop("epochs") == 50 and short.pop("epochs") == 15
-        assert long == short, name
+def test_the_grid_checks_repeat_their_cell_but_for_the_seed_or_the_length():
+    assert {p.stem for p in [*PAPERS.glob("liu_*_50.toml"), *PAPERS.glob("liu_*_seed1.toml")]} == \
+        set(papers_table.LIU_CHECKS)
+    for name, cell in papers_table.LIU_CHECKS.items():
+        check, grid = as_dict(Recipe.load(PAPERS / f"{name}.toml")), as_dict(Recipe.load(PAPERS / "liu" / f"{cell}.toml"))
+        changed = {k for k in grid if check[k] != grid[k]}
+        if name.endswith("_50"):
+            assert changed == {"epochs"} and check["epochs"] == 50, name
+        else:
+            assert changed == {"seed"} and check["seed"] == 1 and grid["seed"] == 0, name
 
 
 @pytest.mark.parametrize("name", ["santhapalli_baseline_cnn_ours", "santhapalli_resemotenet_ours",
@@ -247,24 +251,25 @@ def test_papers_table_on_fake_run_folders(tmp_path, capsys):
         in row("| Santhapalli et al. | baseline_cnn |")
     assert "| reference | nothing" in captured.out and row("| reference |").count("61.23%") == 1
     assert row("| act_tanh |").count("not run yet") == 1
-    assert "best finished cell reference_50 at 64.32% PublicTest, 1 of 12 cells finished and 1 of 2 50-epoch " \
-           "checks: not reproduced (20.7 points short)" in captured.out
-    checked = row("| reference | 61.23% (best epoch 2 of 3) |")  # the check table: the grid cell beside its 50
-    assert "| 70.00% | 64.32% (best epoch 3 of 4) | 74.00% | `recipes/papers/liu_reference_50.toml` |" in checked
-    assert "not run yet |  |" in row("| no_dropout | not run yet |")
+    assert "best finished cell reference_50 at 64.32% PublicTest, 1 of 12 cells finished and 1 of 4 checks: not " \
+           "reproduced (20.7 points short)" in captured.out
+    checked = row("| reference | 61.23% (best epoch 2 of 3) |")  # the check table: the grid cell beside its repeats
+    assert "| 70.00% | not run yet |  | 64.32% (best epoch 3 of 4) | 74.00% | `emolens train --recipe " \
+           "recipes/papers/liu_reference_seed1.toml --out runs/papers/liu_reference_seed1`; " in checked
+    assert row("| no_dropout | not run yet |").count("not run yet |  |") == 3
     for skipped in ("junk: not a run folder", "file.log: not a folder", "missing: no such folder"):
         assert skipped in captured.err
     docs = tmp_path / "docs"
     assert (docs / "training-curves-liu_reference.png").read_bytes() == b"\x89PNG fake"
     assert (docs / "training-curves-liu-grid.png").read_bytes()[:4] == b"\x89PNG"
-    assert (docs / "training-curves-liu-50.png").read_bytes()[:4] == b"\x89PNG"
+    assert (docs / "training-curves-liu-checks.png").read_bytes()[:4] == b"\x89PNG"
     assert not (docs / "training-curves-junk.png").exists()
 
 
 def test_papers_table_with_no_runs_marks_everything_not_run(tmp_path, capsys):
     papers_table.main(["--recorded", str(tmp_path)])
     out = capsys.readouterr().out
-    assert out.count("not run yet") == 8 + 12 + 2 * 2 and "no finished cell yet" in out
+    assert out.count("not run yet") == 8 + 12 + 2 * 3 and "no finished cell yet" in out
 
 
 def test_papers_table_reads_the_logs_committed_in_docs_when_runs_are_gone(tmp_path, capsys):
