@@ -1,6 +1,6 @@
 # emolens: the two commands of the README.
 #   make demo  - create .venv, install emolens, analyse the bundled example photo
-#   make test  - create .venv with the [train], [serve] and [dev] extras, run the test suite
+#   make test  - create .venv with the [train], [serve], [batch] and [dev] extras, fetch the filmed clips, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -174,6 +174,46 @@ def test_resume_skips_what_is_done_and_redoes_what_changed(client, archive, tmp_
                        table["track_id"].to_pylist()))) == table.num_rows          # nothing twice
 
 
+def test_rerun_tries_only_the_failed_photos_of_a_chunk(client, archive, tmp_path):
+    """One chunk of 4 photos, one of them unreadable: a rerun reads that photo alone (the 3 done
+    stay done, no empty part is added); once it reads (same size and time: a file fixed in
+    place, or a flaky disk), its faces join the chunk's record and every face appears once."""
+    src = tmp_path / "in"
+    src.mkdir()
+    good = sorted((archive / "photos").rglob("*.jpg"))
+    for photo in good:
+        shutil.copy(photo, src / photo.name)
+    flaky = src / "flaky.jpg"
+    content = good[0].read_bytes()
+    flaky.write_bytes(b"\0" * len(content))
+    os.utime(flaky, ns=(10**18, 10**18))
+    out = tmp_path / "out"
+    kwargs = dict(client=client, photos_per_task=64, progress=False)
+    first = run_batch([src], out, **kwargs)
+    assert (first.analysed, first.failed) == (4, 1)
+    assert len({r["unit"] for r in inputs_rows(out).values()}) == 1          # one chunk
+    parts = sorted(p.name for p in (out / "faces").iterdir())
+    again = run_batch([src], out, **kwargs)
+    assert (again.analysed, again.skipped, again.failed) == (1, 3, 1)
+    assert sorted(p.name for p in (out / "faces").iterdir()) == parts
+    flaky.write_bytes(content)
+    os.utime(flaky, ns=(10**18, 10**18))
+    (out / "faces" / parts[0].replace("-00000", "-00009")).write_bytes(b"not listed by any record")
+    fixed = run_batch([src], out, **kwargs)
+    assert (fixed.analysed, fixed.skipped, fixed.failed) == (1, 3, 0)
+    assert len(list((out / "faces").iterdir())) == 2           # the chunk's part and its retry's; the stray one gone
+    rows = inputs_rows(out)
+    assert all(r["status"] == "ok" for r in rows.values()) and len({r["unit"] for r in rows.values()}) == 1
+    assert rows[str(flaky)]["faces"] == rows[str(src / good[0].name)]["faces"] >= 1
+    table = faces_table(out)
+    keys = list(zip(table["source"].to_pylist(), table["face"].to_pylist()))
+    assert len(keys) == len(set(keys)) == sum(r["faces"] for r in rows.values())
+    with open(out / "summary.csv", newline="") as f:
+        assert sorted(r["source"] for r in csv.DictReader(f)) == sorted(rows)
+    done = run_batch([src], out, **kwargs)
+    assert (done.analysed, done.skipped) == (0, 4)
+
+
 def first_rows(out, report) -> int:
     return sum(r["faces"] for r in inputs_rows(out).values())
 
@@ -266,7 +306,7 @@ def test_two_dask_workers_started_as_processes(archive, tmp_path):
                                  "--scheduler", address, "--segment-seconds", "1", "--photos-per-task", "1"],
                                 capture_output=True, text=True, timeout=150)
         assert result.returncode == 1, result.stderr                # the two broken files
-        assert "2 failed" in result.stderr and "broken.jpg" in result.stderr
+        assert "2 in error" in result.stderr and "broken.jpg" in result.stderr
         rows = inputs_rows(out)
         workers = {w.strip() for r in rows.values() if r["worker"] for w in r["worker"].split(",")}
         assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)

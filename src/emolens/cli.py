@@ -727,8 +727,8 @@ def batch_command(
     except (InputError, OutputError, EngineError, ValueError) as exc:
         fail(str(exc))
     if not quiet:
-        err_console.print(f"{report.inputs} input(s): {report.analysed} analysed, {report.skipped} already done, "
-                          f"{report.failed} failed; {report.frames} frames in {report.seconds:.1f} s; "
+        err_console.print(f"{report.inputs} input(s): {report.analysed} read by this run, {report.skipped} done by an "
+                          f"earlier run, {report.failed} in error; {report.frames} frames in {report.seconds:.1f} s; "
                           f"results in {shown(report.out)}", highlight=False, soft_wrap=True)
     if report.interrupted:
         how, code = ("terminated (SIGTERM)", 143) if report.interrupted_by == "SIGTERM" else ("interrupted", 130)

@@ -10,6 +10,9 @@
 
 A unit's key is a digest of the analysis options' key and of each input's path, size and
 modification time: a changed file or option gives a new key, and its old result is dropped.
+A chunk whose key still holds but some of whose photos failed is tried again for those photos
+only (``Ledger.reconcile``): a unit with the chunk's key, the failed photos and the next part
+number, whose result is merged into the chunk's record.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from emolens.batch.inputs import BatchInput, short_hash
 
 @dataclass(frozen=True)
 class Unit:
-    """``kind``: "photos" (a chunk), "video" or "error"; ``key``: 16 hex digits."""
+    """``kind``: "photos" (a chunk), "video" or "error"; ``key``: 16 hex digits; ``part``: the
+    number of the ``faces/`` part a photo chunk's result is written as (above 0: a retry of the
+    chunk's failed photos, merged into its record)."""
 
     key: str
     kind: str
     inputs: tuple[BatchInput, ...]
+    part: int = 0
 
     @property
     def paths(self) -> list[str]:

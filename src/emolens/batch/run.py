@@ -198,7 +198,8 @@ def _run_units(client, units, options, layout, ledger, bar, report, segment_seco
         for ready, name in result["ready"]:       # parts land in faces/ here, then the record
             os.replace(ready, layout.faces / name)
             parts.append(name)
-        ledger.record(unit.key, {"parts": parts, **{k: result[k] for k in ("kind", "inputs", "summary")}})
+        done = {"parts": parts, **{k: result[k] for k in ("kind", "inputs", "summary")}}
+        ledger.record(unit.key, ledger.merged(unit.key, done) if unit.part else done)
         errors = sum(row["status"] != "ok" for row in result["inputs"])
         for row in result["inputs"]:
             if row["status"] != "ok":

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from emolens.batch.columns import INPUTS_SCHEMA, SUMMARY_FIELDS
@@ -155,6 +156,28 @@ class Ledger:
         write_bytes_atomic(self.layout.done / f"{unit}.json", json.dumps(record).encode(), self.layout.tmp)
         self.records[unit] = record
 
+    def merged(self, unit: str, retry: dict) -> dict:
+        """The record of ``unit`` with the result of a retry of some of its inputs: their old
+        rows (inputs and summary) replaced by the retry's, its parts added."""
+        old = self.records[unit]
+        redone = {row["source"] for row in retry["inputs"]}
+        return {**old, "parts": list(old["parts"]) + [p for p in retry["parts"] if p not in old["parts"]],
+                "inputs": [r for r in old["inputs"] if r["source"] not in redone] + list(retry["inputs"]),
+                "summary": [r for r in old.get("summary", []) if r["source"] not in redone] + list(retry["summary"])}
+
+    def retry(self, unit):
+        """A photo chunk with a record whose key still holds and some of whose photos failed:
+        the unit that tries those photos again, as the chunk's next part (None: redo it all)."""
+        record = self.records.get(unit.key)
+        if unit.kind != "photos" or record is None or record.get("kind") != "photos":
+            return None
+        failed = {row["source"] for row in record["inputs"] if row["status"] != "ok"}
+        inputs = tuple(i for i in unit.inputs if i.path in failed)
+        if not inputs or len(inputs) == len(unit.inputs) or len(record["inputs"]) != len(unit.inputs):
+            return None
+        numbers = [int(name[len(unit.key) + 1:].split(".")[0]) for name in record["parts"]]
+        return replace(unit, inputs=inputs, part=max(numbers, default=-1) + 1)
+
     def drop(self, unit: str) -> None:
         """Remove a unit's record and its parts (a changed input, an option changed, or a failed unit redone)."""
         (self.layout.done / f"{unit}.json").unlink(missing_ok=True)
@@ -164,8 +187,9 @@ class Ledger:
 
     def reconcile(self, units) -> list:
         """Before a run: the units still to do. Drops records superseded by these units (a path
-        now planned under another key), records of failed units about to be redone, parts
-        without a record, leftover temporary files and segments of units no longer planned."""
+        now planned under another key), records of failed units about to be redone (a photo
+        chunk with some photos done is kept, and only its failed photos are tried again), parts
+        no record lists, leftover temporary files and segments of units no longer planned."""
         planned = {u.key: u for u in units}
         by_path: dict[str, str] = {}
         for key, record in self.records.items():
@@ -179,11 +203,16 @@ class Ledger:
                     self.drop(old)
             if self.ok(unit.key):
                 continue
+            retry = self.retry(unit)
+            if retry is not None:
+                todo.append(retry)
+                continue
             if unit.key in self.records:
                 self.drop(unit.key)
             todo.append(unit)
         for part in self.layout.faces.glob("*.parquet"):
-            if part.name.split("-")[0] not in self.records:
+            record = self.records.get(part.name.split("-")[0])
+            if record is None or part.name not in record["parts"]:
                 part.unlink(missing_ok=True)
         for stale in self.layout.tmp.iterdir():
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)

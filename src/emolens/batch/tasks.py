@@ -90,7 +90,8 @@ def error_record(unit, options, message: str, worker: str | None = None) -> dict
 
 
 def analyse_photos(unit, options, root: str) -> dict:
-    """A chunk of photos -> one part ``faces/<unit>-00000.parquet``; the ledger record."""
+    """A chunk of photos -> one part ``faces/<unit>-<part>.parquet`` (part 0; a retry of the
+    chunk's failed photos the next number); the ledger record."""
     from emolens.predict import predict_files
     from emolens.video.summary import EmotionSums
 
@@ -112,7 +113,9 @@ def analyse_photos(unit, options, root: str) -> dict:
             for face in result.faces:
                 sums.add_face(face, counted=face.frontal)
             summary.append(summary_row(source, "photo", "photo", sums.emotion_dict(), frames=len(result.faces)))
-    return {"kind": "photos", "ready": [_ready_part(layout, layout.part(unit.key, 0).name, rows)],
+    # a retry of failed photos that found no faces (they failed again) adds no empty part
+    ready = [_ready_part(layout, layout.part(unit.key, unit.part).name, rows)] if rows or not unit.part else []
+    return {"kind": "photos", "ready": ready,
             "inputs": inputs, "summary": summary,
             "frames": len(unit.inputs), **_worker_info()}
 
