@@ -214,6 +214,20 @@ def test_rerun_tries_only_the_failed_photos_of_a_chunk(client, archive, tmp_path
     assert (done.analysed, done.skipped) == (0, 4)
 
 
+def test_rerun_matches_failed_photos_whose_names_are_not_utf8(client, archive, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = sorted((archive / "photos").rglob("*.jpg"))[0]
+    shutil.copy(good, src / good.name)
+    (src / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    kwargs = dict(client=client, photos_per_task=64, progress=False)
+    assert run_batch([src], out, **kwargs).failed == 1
+    again = run_batch([src], out, **kwargs)
+    assert (again.analysed, again.skipped, again.failed) == (1, 1, 1)
+    assert str(src / "caf\\xe9.jpg") in inputs_rows(out)
+
+
 def first_rows(out, report) -> int:
     return sum(r["faces"] for r in inputs_rows(out).values())
 

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from emolens.batch.columns import INPUTS_SCHEMA, SUMMARY_FIELDS
+from emolens.batch.columns import INPUTS_SCHEMA, SUMMARY_FIELDS, source_name
 
 
 class OutputError(ValueError):
@@ -172,7 +172,7 @@ class Ledger:
         if unit.kind != "photos" or record is None or record.get("kind") != "photos":
             return None
         failed = {row["source"] for row in record["inputs"] if row["status"] != "ok"}
-        inputs = tuple(i for i in unit.inputs if i.path in failed)
+        inputs = tuple(i for i in unit.inputs if source_name(i.path) in failed)
         if not inputs or len(inputs) == len(unit.inputs) or len(record["inputs"]) != len(unit.inputs):
             return None
         numbers = [int(name[len(unit.key) + 1:].split(".")[0]) for name in record["parts"]]
@@ -198,7 +198,7 @@ class Ledger:
         todo = []
         for unit in units:
             for path in unit.paths:
-                old = by_path.get(path)
+                old = by_path.get(source_name(path))
                 if old is not None and old != unit.key and old in self.records:
                     self.drop(old)
             if self.ok(unit.key):

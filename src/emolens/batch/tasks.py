@@ -75,6 +75,8 @@ def input_row(unit_key: str, inp, options, **values) -> dict:
            "message": None, "seconds": 0.0, "worker": None, "segments": None, "model": options.model_id,
            "unit": unit_key}
     row.update(values)
+    if row["message"] is not None:          # it names the file: a name that is not UTF-8 as source_name shows it
+        row["message"] = source_name(row["message"])
     return row
 
 
