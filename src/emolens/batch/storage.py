@@ -168,15 +168,15 @@ class Ledger:
     def retry(self, unit):
         """A photo chunk with a record whose key still holds and some of whose photos failed:
         the unit that tries those photos again, as the chunk's next part (None: redo it all)."""
-        record = self.records.get(unit.key)
-        if unit.kind != "photos" or record is None or record.get("kind") != "photos":
+        record = self.records.get(unit.key)       # the same key: the same photos, as they were then
+        if unit.kind != "photos" or record is None:
             return None
         failed = {row["source"] for row in record["inputs"] if row["status"] != "ok"}
         inputs = tuple(i for i in unit.inputs if source_name(i.path) in failed)
-        if not inputs or len(inputs) == len(unit.inputs) or len(record["inputs"]) != len(unit.inputs):
+        if not inputs or len(inputs) == len(unit.inputs):
             return None
-        numbers = [int(name[len(unit.key) + 1:].split(".")[0]) for name in record["parts"]]
-        return replace(unit, inputs=inputs, part=max(numbers, default=-1) + 1)
+        # parts are numbered 0, 1, ... in order: part 0 is always written, a retry's only with faces
+        return replace(unit, inputs=inputs, part=len(record["parts"]))
 
     def drop(self, unit: str) -> None:
         """Remove a unit's record and its parts (a changed input, an option changed, or a failed unit redone)."""
